@@ -1,0 +1,1 @@
+"""Builders: the chains of steps that turn a configuration into products."""

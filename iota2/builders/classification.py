@@ -1,0 +1,156 @@
+"""Classification tasks: every model of a tile applied chunk by chunk, then chunks merged per tile.
+
+A chunk task computes the features of its window once and applies the models of every region and
+run to it (features are not recomputed per run). Outputs per (tile, chunk, run):
+``classif/chunks/<T>_seed_<S>_chunk_<i>.tif`` with band 1 the label (0 = not classified) and band 2 the
+confidence (0-100, the highest class probability), and with ``enable_probability_map``
+``classif/chunks/PROBAMAP_<T>_seed_<S>_chunk_<i>.tif`` (one int16 band per class, 0-1000, bands in
+increasing label order over all classes of the ground truth).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from iota2.builders.learning import load_model, model_path
+from iota2.core.config import Config
+from iota2.core.errors import InputDataError
+from iota2.core.features import read_features
+from iota2.core.raster import Grid, atomic_output, write_raster
+from iota2.core.scheduler import task_threads
+
+LOGGER = logging.getLogger(__name__)
+
+
+def label_dtype(labels: list[int]) -> str:
+    """Smallest unsigned type holding the largest label (iota2 compared the last label read: fixed here)."""
+    return "uint8" if max(labels) <= 255 else "uint16"
+
+
+def chunk_path(output_path, tile: str, run: int, chunk: int, proba: bool = False) -> Path:
+    prefix = "PROBAMAP_" if proba else ""
+    return Path(output_path) / "classif" / "chunks" / f"{prefix}{tile}_seed_{run}_chunk_{chunk}.tif"
+
+
+def tile_map_path(output_path, tile: str, run: int, kind: str = "label") -> Path:
+    folder = Path(output_path) / "classif"
+    return {"label": folder / f"Classif_{tile}_seed_{run}.tif",
+            "confidence": folder / f"{tile}_confidence_seed_{run}.tif",
+            "proba": folder / f"PROBAMAP_{tile}_seed_{run}.tif"}[kind]
+
+
+def region_raster_path(output_path, tile: str) -> Path:
+    return Path(output_path) / "shapeRegion" / f"{tile}_regions.tif"
+
+
+def _set_threads(estimator, threads: int) -> None:
+    target = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if hasattr(target, "n_jobs"):
+        target.n_jobs = threads
+
+
+def predict(model: dict, features: np.ndarray, all_labels: list[int], batch: int = 262_144):
+    """Labels, confidence (0-100) and probabilities (n, n_all_labels, float32) of feature rows."""
+    estimator = model["estimator"]
+    classes = np.asarray(model["classes"])
+    columns = np.searchsorted(np.asarray(all_labels), classes)
+    n = len(features)
+    labels = np.zeros(n, np.int64)
+    confidence = np.zeros(n, np.uint8)
+    proba_all = np.zeros((n, len(all_labels)), np.float32)
+    for start in range(0, n, batch):
+        stop = min(n, start + batch)
+        proba = estimator.predict_proba(features[start:stop]).astype(np.float32, copy=False)
+        best = proba.argmax(axis=1)
+        labels[start:stop] = classes[best]
+        confidence[start:stop] = np.rint(proba[np.arange(stop - start), best] * 100).astype(np.uint8)
+        proba_all[start:stop, columns] = proba
+    return labels, confidence, proba_all
+
+
+def classify_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: int, dates_by_sensor: dict,
+                   regions: list[str], runs: int, all_labels: list[int], output_path: str) -> None:
+    """Classify one chunk of a tile with the models of every region and run."""
+    config = Config(config)
+    grid = Grid.from_dict(grid)
+    window = Window(*window)
+    block = read_features(config, tile, grid, window, dates_by_sensor)
+    inside = block.footprint
+    region_ids = None
+    region_raster = region_raster_path(output_path, tile)
+    if config["chain"].get("region_path"):
+        with rasterio.open(region_raster) as src:
+            region_ids = src.read(1, window=window)
+            region_names = src.tags().get("regions", "").split(",")
+    chunk_grid = grid.window_grid(window)
+    dtype = label_dtype(all_labels)
+    threads = task_threads()
+    with_proba = config["arg_classification"]["enable_probability_map"]
+    compress = config["chain"]["compression_algorithm"]
+    for run in range(runs):
+        label_map = np.zeros(inside.shape, dtype)
+        confidence_map = np.zeros(inside.shape, np.uint8)
+        proba_map = np.zeros((len(all_labels),) + inside.shape, np.int16) if with_proba else None
+        for region in regions:
+            if region_ids is None:
+                pixels = inside
+            else:
+                if region not in region_names:
+                    continue
+                pixels = inside & (region_ids == region_names.index(region) + 1)
+            if not pixels.any():
+                continue
+            path = model_path(output_path, region, run)
+            model = load_model(path)
+            if model["feature_names"] != block.labels:
+                raise InputDataError(f"model {path} was learnt on {len(model['feature_names'])} features that differ "
+                                     f"from the {len(block.labels)} features of tile {tile}; restart from the "
+                                     "'sampling' group so samples and model match the current configuration")
+            _set_threads(model["estimator"], threads)
+            labels, confidence, proba = predict(model, block.features[pixels], all_labels)
+            label_map[pixels] = labels.astype(dtype)
+            confidence_map[pixels] = confidence
+            if with_proba:
+                proba_map[:, pixels] = np.rint(proba.T * 1000).astype(np.int16)
+        target = chunk_path(output_path, tile, run, chunk)
+        write_raster(target, np.stack([label_map, confidence_map.astype(dtype)]), chunk_grid, nodata=0,
+                     compress=compress, band_descriptions=["label", "confidence"])
+        if with_proba:
+            write_raster(chunk_path(output_path, tile, run, chunk, proba=True), proba_map, chunk_grid,
+                         compress=compress, band_descriptions=[f"label_{label}" for label in all_labels])
+    LOGGER.info("%s chunk %d classified (%d pixels inside the common mask)", tile, chunk, int(inside.sum()))
+
+
+def merge_tile_chunks(config: dict, tile: str, grid: dict, windows: list[list[int]], run: int,
+                      all_labels: list[int], output_path: str) -> None:
+    """Assemble the chunks of one tile and run into the tile's label, confidence (and probability) maps."""
+    config = Config(config)
+    grid = Grid.from_dict(grid)
+    dtype = label_dtype(all_labels)
+    compress = config["chain"]["compression_algorithm"]
+    with_proba = config["arg_classification"]["enable_probability_map"]
+    outputs = [("label", 1, dtype), ("confidence", 1, "uint8")]
+    if with_proba:
+        outputs.append(("proba", len(all_labels), "int16"))
+    for kind, count, out_dtype in outputs:
+        with atomic_output(tile_map_path(output_path, tile, run, kind)) as tmp:
+            with rasterio.open(tmp, "w", **grid.profile(count, out_dtype, nodata=0 if kind != "proba" else None,
+                                                         compress=compress)) as dst:
+                for chunk, window in enumerate(windows):
+                    window = Window(*window)
+                    if kind == "proba":
+                        with rasterio.open(chunk_path(output_path, tile, run, chunk, proba=True)) as src:
+                            dst.write(src.read(), window=window)
+                    else:
+                        with rasterio.open(chunk_path(output_path, tile, run, chunk)) as src:
+                            band = 1 if kind == "label" else 2
+                            dst.write(src.read(band).astype(out_dtype), 1, window=window)
+    if config["chain"]["remove_tmp_files"]:
+        for chunk in range(len(windows)):
+            chunk_path(output_path, tile, run, chunk).unlink(missing_ok=True)
+            chunk_path(output_path, tile, run, chunk, proba=True).unlink(missing_ok=True)

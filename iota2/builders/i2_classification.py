@@ -1,0 +1,230 @@
+"""The classification builder (``i2_classification``): ground truth + images in, maps and reports out.
+
+Groups of steps, in order: ``init``, ``sampling``, ``learning``, ``classification``, ``mosaic``,
+``validation``. Tasks are per tile, per (region, run) or per (tile, chunk) with explicit
+dependencies, so tiles progress independently wherever the method allows.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import rasterio
+from rasterio import features as rio_features
+from rasterio.crs import CRS
+
+from iota2.builders import classification, ground_truth, learning, mosaic, samples, tile_preparation, validation
+from iota2.builders.sampling import validate_sample_selection
+from iota2.core.builder import Builder
+from iota2.core.config import Config, require
+from iota2.core.errors import ConfigError, InputDataError
+from iota2.core.features import bytes_per_pixel, enabled_sensors
+from iota2.core.graph import Graph
+from iota2.core.hookspecs import hookimpl
+from iota2.core.raster import Grid, chunk_windows, write_raster
+
+LOGGER = logging.getLogger(__name__)
+
+OTB_EQUIVALENTS = {"rf": "RandomForestClassifier", "sharkrf": "RandomForestClassifier", "libsvm": "SVC",
+                   "svm": "SVC", "boost": "AdaBoostClassifier", "dt": "ExtraTreesClassifier",
+                   "knn": "KNeighborsClassifier", "ann": "MLPClassifier", "bayes": "LogisticRegression"}
+
+
+def _task(module, name: str) -> str:
+    return f"{module.__name__}:{name}"
+
+
+def prepare_ground_truth(config: dict, grids: dict, output_path: str) -> None:
+    """Clip the ground truth to tiles and regions, split it per run, write the split files and region rasters."""
+    config = Config(config)
+    grids = {tile: Grid.from_dict(grid) for tile, grid in grids.items()}
+    pieces = ground_truth.formatted_ground_truth(config, grids)
+    pieces = ground_truth.split_runs(pieces, config)
+    output = Path(output_path)
+    ground_truth.write_split_files(pieces, output, config["chain"]["data_field"], config["arg_train"]["runs"])
+    regions = ground_truth.load_regions(config, next(iter(grids.values())).crs)
+    if regions is not None:
+        names = regions["region"].tolist()
+        for tile, grid in grids.items():
+            burnt = rio_features.rasterize(zip(regions.geometry.values, range(1, len(names) + 1)),
+                                           out_shape=(grid.height, grid.width), transform=grid.transform, fill=0,
+                                           dtype="uint16")
+            path = classification.region_raster_path(output, tile)
+            write_raster(path, burnt, grid, nodata=0)
+            with rasterio.open(path, "r+") as dst:
+                dst.update_tags(regions=",".join(names))
+
+
+class I2Classification(Builder):
+    """Pixel classification of image time series with one model per (region, run)."""
+
+    groups = ["init", "sampling", "learning", "classification", "mosaic", "validation"]
+    mandatory_keys = [("chain", "ground_truth"), ("chain", "data_field")]
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.tiles: list[str] = list(config["chain"]["list_tile"])
+        self.sensor_classes = []
+        self.grids: dict[str, Grid] = {}
+        self.dates_by_sensor: dict[str, list[str]] = {}
+        self.regions: list[str] = []
+        self.labels: list[int] = []
+        self.tiles_with_truth: list[str] = []
+
+    # ------------------------------------------------------------------ checks
+    def check_config(self) -> None:
+        require(self.config, self.mandatory_keys, "the classification builder (i2_classification)")
+        train = self.config["arg_train"]
+        if train.get("classifier"):
+            native = OTB_EQUIVALENTS.get(str(train["classifier"]).lower(), "RandomForestClassifier")
+            raise ConfigError(f"arg_train.classifier = {train['classifier']!r} selects an OTB classifier, and the OTB "
+                              "backend is not installed in this version; remove arg_train.classifier and use the "
+                              f"native equivalent: scikit_models_parameters: {{model_type: {native}}}")
+        if train.get("deep_learning_parameters"):
+            raise ConfigError("arg_train.deep_learning_parameters: deep learning is not available in this version; "
+                              "remove the section to use scikit_models_parameters")
+        if train.get("enable_autocontext"):
+            raise ConfigError("arg_train.enable_autocontext: autocontext is not available in this version; set it to "
+                              "False")
+        if self.config["external_features"].get("functions"):
+            raise ConfigError("external_features.functions: external features are not available in this version; "
+                              "remove the section")
+        train["sample_selection"] = validate_sample_selection(train["sample_selection"])
+        learning.estimator_settings(self.config)
+
+    def check_inputs(self) -> None:
+        """Check config, sensors and ground truth; compute grids, dates, regions and labels (cheap)."""
+        self.check_config()
+        self.sensor_classes = enabled_sensors(self.config)
+        chain = self.config["chain"]
+        crs = CRS.from_user_input(chain["proj"]) if chain.get("proj") else None
+        resolution = chain.get("spatial_resolution")
+        first = self.sensor_classes[0]
+        for cls in self.sensor_classes:
+            dates_by_tile = {}
+            for tile in self.tiles:
+                sensor = cls(self.config, tile)
+                sensor.check_inputs()
+                dates_by_tile[tile] = sensor.input_dates()
+            self.dates_by_sensor[cls.config_section] = cls.interpolation_dates(self.config, dates_by_tile)
+        for tile in self.tiles:
+            grid = first(self.config, tile).reference_grid(crs=crs, resolution=resolution)
+            if crs is None:
+                crs = grid.crs
+            self.grids[tile] = grid
+        pieces = ground_truth.formatted_ground_truth(self.config, self.grids)
+        self.labels = sorted(int(v) for v in pieces["label"].unique())
+        self.regions = sorted(pieces["region"].unique().tolist(), key=lambda r: (len(r), r))
+        self.tiles_with_truth = [t for t in self.tiles if (pieces["tile"] == t).any()]
+        for region in self.regions:
+            classes = pieces.loc[pieces["region"] == region, "label"].unique()
+            if len(classes) < 2:
+                raise InputDataError(f"region {region} of {chain.get('region_path') or 'the tiles'} has ground truth "
+                                     f"of a single class ({classes.tolist()}); a model needs at least two classes: "
+                                     "add polygons of other classes or merge this region with a neighbour")
+        if len(self.labels) > 65535:
+            raise InputDataError("more than 65535 classes in the ground truth")
+
+    # ------------------------------------------------------------------ graph
+    def windows(self, tile: str) -> list:
+        managing = self.config["python_data_managing"]
+        return chunk_windows(self.grids[tile], managing["chunk_size_mode"], managing["number_of_chunks"],
+                             managing["chunk_size_x"], managing["chunk_size_y"],
+                             bytes_per_pixel(self.config, tile, self.dates_by_sensor, self.sensor_classes),
+                             managing["memory_per_task_mb"])
+
+    def build_graph(self) -> Graph:
+        if not self.grids:
+            self.check_inputs()
+        cfg = self.config.as_dict()
+        out = self.config["chain"]["output_path"]
+        runs = self.config["arg_train"]["runs"]
+        grids = {tile: grid.to_dict() for tile, grid in self.grids.items()}
+        graph = Graph(self.groups)
+        step = graph.add_step
+        step("create_directories", "init", "create output directories")
+        step("validity", "init", "compute pixel validity and common mask by tile")
+        step("ground_truth", "sampling", "clip ground truth to tiles and regions, split learn/validation per run")
+        step("truth_pixels", "sampling", "rasterise ground-truth polygons by tile")
+        step("selection", "sampling", "select learning samples by model and run")
+        step("class_statistics", "sampling", "write class statistics by run")
+        step("extraction", "sampling", "extract features of samples by tile")
+        step("merge_samples", "sampling", "merge samples by model and run")
+        step("learning", "learning", "learn one model by region and run")
+        step("classification", "classification", "classify tiles chunk by chunk")
+        step("merge_chunks", "classification", "merge classified chunks by tile and run")
+        step("mosaic", "mosaic", "mosaic tiles into final maps by run")
+        step("pixels_validity", "mosaic", "mosaic pixel validity")
+        step("confusion", "validation", "confusion matrix by run")
+        step("report", "validation", "report over runs (RESULTS.txt, figures)")
+        task = graph.add_task
+
+        task("create_directories", "create_directories", _task(tile_preparation, "create_directories"),
+             {"output_path": out, "tiles": self.tiles})
+        for tile in self.tiles:
+            task(f"validity_{tile}", "validity", _task(tile_preparation, "compute_validity"),
+                 {"config": cfg, "tile": tile, "grid": grids[tile], "dates_by_sensor": self.dates_by_sensor,
+                  "output_path": out}, ["create_directories"])
+        task("ground_truth", "ground_truth", f"{__name__}:prepare_ground_truth",
+             {"config": cfg, "grids": grids, "output_path": out}, ["create_directories"])
+        for tile in self.tiles:
+            task(f"truth_pixels_{tile}", "truth_pixels", _task(samples, "tile_pixels"),
+                 {"config": cfg, "tile": tile, "grid": grids[tile], "output_path": out},
+                 ["ground_truth", f"validity_{tile}"])
+        pixel_tasks = [f"truth_pixels_{tile}" for tile in self.tiles]
+        models = [(region, run) for region in self.regions for run in range(runs)]
+        for region, run in models:
+            task(f"selection_region_{region}_seed_{run}", "selection", _task(samples, "select_region_samples"),
+                 {"config": cfg, "region": region, "run": run, "tiles": self.tiles, "output_path": out}, pixel_tasks)
+        for run in range(runs):
+            task(f"class_statistics_seed_{run}", "class_statistics", _task(samples, "write_run_class_statistics"),
+                 {"config": cfg, "run": run, "regions": self.regions, "output_path": out},
+                 [f"selection_region_{region}_seed_{run}" for region in self.regions])
+        selection_tasks = [f"selection_region_{region}_seed_{run}" for region, run in models]
+        for tile in self.tiles_with_truth:
+            task(f"extraction_{tile}", "extraction", _task(samples, "extract_tile_samples"),
+                 {"config": cfg, "tile": tile, "grid": grids[tile], "dates_by_sensor": self.dates_by_sensor,
+                  "selections": [list(m) for m in models], "output_path": out}, selection_tasks)
+        for region, run in models:
+            task(f"merge_samples_region_{region}_seed_{run}", "merge_samples", _task(samples, "merge_region_samples"),
+                 {"config": cfg, "region": region, "run": run, "tiles": self.tiles_with_truth, "grids": grids,
+                  "output_path": out}, [f"extraction_{tile}" for tile in self.tiles_with_truth])
+            task(f"learning_region_{region}_seed_{run}", "learning", _task(learning, "train_model"),
+                 {"config": cfg, "region": region, "run": run, "output_path": out},
+                 [f"merge_samples_region_{region}_seed_{run}"])
+        learning_tasks = [f"learning_region_{region}_seed_{run}" for region, run in models]
+        for tile in self.tiles:
+            windows = [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)] for w in self.windows(tile)]
+            chunk_tasks = []
+            for index, window in enumerate(windows):
+                name = f"classification_{tile}_chunk_{index}"
+                task(name, "classification", _task(classification, "classify_chunk"),
+                     {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
+                      "dates_by_sensor": self.dates_by_sensor, "regions": self.regions, "runs": runs,
+                      "all_labels": self.labels, "output_path": out},
+                     learning_tasks + ["ground_truth", f"validity_{tile}"])
+                chunk_tasks.append(name)
+            for run in range(runs):
+                task(f"merge_chunks_{tile}_seed_{run}", "merge_chunks", _task(classification, "merge_tile_chunks"),
+                     {"config": cfg, "tile": tile, "grid": grids[tile], "windows": windows, "run": run,
+                      "all_labels": self.labels, "output_path": out}, chunk_tasks)
+        for run in range(runs):
+            task(f"mosaic_seed_{run}", "mosaic", _task(mosaic, "mosaic_run"),
+                 {"config": cfg, "tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out},
+                 [f"merge_chunks_{tile}_seed_{run}" for tile in self.tiles])
+        task("pixels_validity", "pixels_validity", _task(mosaic, "pixels_validity"),
+             {"config": cfg, "tiles": self.tiles, "output_path": out},
+             [f"merge_chunks_{tile}_seed_0" for tile in self.tiles] + [f"validity_{t}" for t in self.tiles])
+        for run in range(runs):
+            task(f"confusion_seed_{run}", "confusion", _task(validation, "confusion_of_run"),
+                 {"config": cfg, "tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out},
+                 [f"merge_chunks_{tile}_seed_{run}" for tile in self.tiles] + pixel_tasks)
+        task("report", "report", _task(validation, "report"), {"config": cfg, "runs": runs, "output_path": out},
+             [f"confusion_seed_{run}" for run in range(runs)])
+        return graph
+
+
+@hookimpl
+def iota2_register_builders():
+    return {"i2_classification": I2Classification, "I2Classification": I2Classification}

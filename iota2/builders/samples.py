@@ -1,0 +1,230 @@
+"""Sampling tasks: ground-truth pixels per tile, sample selection per model, feature extraction per tile,
+samples files per model.
+
+Files (T tile, R region/model, S run):
+
+* ``samplesSelection/<T>_pixels.parquet``: every pixel whose centre lies in a ground-truth piece of the
+  tile, inside the common mask and seen clear at least ``cloud_threshold`` times (piece, row, col);
+* ``samplesSelection/samples_region_<R>_seed_<S>_selection.parquet``: the selected learning pixels;
+* ``learningSamples/class_statistics_seed<S>_learn.csv``: selected samples per class and region;
+* ``learningSamples/<T>_features.parquet``: feature values at every selected pixel of the tile;
+* ``learningSamples/Samples_region_<R>_seed<S>_learn.sqlite`` (or ``.parquet``): one point per sample
+  with the class field, ``region``, ``originfid``, ``tile_o`` and one column per feature.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import rasterio
+from rasterio import features as rio_features
+from rasterio.windows import Window
+
+from iota2.builders.ground_truth import read_formatted
+from iota2.builders.sampling import (class_statistics_table, params_for_model, select_samples,
+                                     write_class_statistics)
+from iota2.builders.tile_preparation import common_mask_path, validity_path
+from iota2.core.config import Config
+from iota2.core.errors import InputDataError
+from iota2.core.features import read_features
+from iota2.core.nomenclature import read_nomenclature
+from iota2.core.raster import Grid, atomic_output, chunk_windows
+
+LOGGER = logging.getLogger(__name__)
+STRIPE_ROWS = 1024
+
+
+def pixels_path(output_path, tile: str) -> Path:
+    return Path(output_path) / "samplesSelection" / f"{tile}_pixels.parquet"
+
+
+def selection_path(output_path, region: str, run: int) -> Path:
+    return Path(output_path) / "samplesSelection" / f"samples_region_{region}_seed_{run}_selection.parquet"
+
+
+def tile_features_path(output_path, tile: str) -> Path:
+    return Path(output_path) / "learningSamples" / f"{tile}_features.parquet"
+
+
+def samples_path(output_path, region: str, run: int, samples_format: str = "sqlite") -> Path:
+    suffix = "sqlite" if samples_format == "sqlite" else "parquet"
+    return Path(output_path) / "learningSamples" / f"Samples_region_{region}_seed{run}_learn.{suffix}"
+
+
+def class_statistics_path(output_path, run: int) -> Path:
+    return Path(output_path) / "learningSamples" / f"class_statistics_seed{run}_learn.csv"
+
+
+def tile_pixels(config: dict, tile: str, grid: dict, output_path: str) -> None:
+    """Rasterise the tile's ground-truth pieces (pixel centres) and keep clear, in-mask pixels."""
+    config = Config(config)
+    grid = Grid.from_dict(grid)
+    pieces = read_formatted(output_path)
+    pieces = pieces[pieces["tile"] == tile]
+    threshold = config["arg_train"]["cloud_threshold"]
+    frames = []
+    if len(pieces):
+        shapes = list(zip(pieces.geometry.values, pieces["piece"].to_numpy() + 1))
+        with rasterio.open(validity_path(output_path, tile)) as validity_src, \
+                rasterio.open(common_mask_path(output_path, tile)) as mask_src:
+            for row0 in range(0, grid.height, STRIPE_ROWS):
+                window = Window(0, row0, grid.width, min(STRIPE_ROWS, grid.height - row0))
+                burnt = rio_features.rasterize(shapes, out_shape=(int(window.height), grid.width),
+                                               transform=rasterio.windows.transform(window, grid.transform),
+                                               fill=0, dtype="int64" if len(pieces) >= 2**31 - 1 else "int32")
+                keep = (burnt > 0) & (mask_src.read(1, window=window) > 0)
+                if threshold:
+                    keep &= validity_src.read(1, window=window) >= threshold
+                rows, cols = np.nonzero(keep)
+                frames.append(pd.DataFrame({"piece": burnt[rows, cols].astype(np.int64) - 1,
+                                            "row": (rows + row0).astype(np.int32), "col": cols.astype(np.int32)}))
+    table = pd.concat(frames, ignore_index=True) if frames else \
+        pd.DataFrame({"piece": np.array([], np.int64), "row": np.array([], np.int32), "col": np.array([], np.int32)})
+    with atomic_output(pixels_path(output_path, tile)) as tmp:
+        table.to_parquet(tmp, index=False)
+    LOGGER.info("%s: %d ground-truth pixels", tile, len(table))
+
+
+def labelled_pixels(output_path, tiles: list[str], run: int, sets: tuple[str, ...]) -> pd.DataFrame:
+    """Pixels of the pieces whose ``seed_<run>`` status is in ``sets``, with label, region, originfid, tile."""
+    pieces = pd.DataFrame(read_formatted(output_path).drop(columns="geometry"))
+    pieces = pieces[pieces[f"seed_{run}"].isin(sets)]
+    frames = []
+    for tile in tiles:
+        pixels = pd.read_parquet(pixels_path(output_path, tile))
+        merged = pixels.merge(pieces[["piece", "label", "originfid", "region"]], on="piece", how="inner")
+        merged["tile"] = tile
+        frames.append(merged)
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(["tile", "row", "col"], kind="stable").reset_index(drop=True)
+
+
+def select_region_samples(config: dict, region: str, run: int, tiles: list[str], output_path: str) -> None:
+    """Select learning pixels of one model (region) and run with the user's ``sample_selection``."""
+    config = Config(config)
+    train = config["arg_train"]
+    candidates = labelled_pixels(output_path, tiles, run, ("learn", "both"))
+    candidates = candidates[candidates["region"] == region].reset_index(drop=True)
+    pieces = read_formatted(output_path)
+    expected = set(pieces.loc[(pieces["region"] == region) & pieces[f"seed_{run}"].isin(("learn", "both")),
+                              "label"].tolist())
+    empty = sorted(expected - set(candidates["label"].unique().tolist()))
+    if empty:
+        raise InputDataError(
+            f"region {region}, run {run}: class(es) {empty} have learning polygons but no pixel centre inside them "
+            f"(polygons smaller than a pixel, outside the common mask, or seen clear fewer than "
+            f"arg_train.cloud_threshold = {train['cloud_threshold']} times); enlarge or remove these polygons")
+    params = params_for_model(train["sample_selection"], region)
+    base_seed = params.get("rand") if params.get("rand") is not None else train["random_seed"]
+    seed = int(base_seed or 0) + run
+    selected = select_samples(candidates, "label", params, seed)
+    with atomic_output(selection_path(output_path, region, run)) as tmp:
+        selected.to_parquet(tmp, index=False)
+    LOGGER.info("region %s run %d: %d of %d pixels selected", region, run, len(selected), len(candidates))
+
+
+def write_run_class_statistics(config: dict, run: int, regions: list[str], output_path: str) -> None:
+    """``class_statistics_seed<S>_learn.csv``: selected samples per class (nomenclature order) and region."""
+    config = Config(config)
+    counts = {}
+    for region in regions:
+        selected = pd.read_parquet(selection_path(output_path, region, run), columns=["label"])
+        counts[region] = {int(k): int(v) for k, v in selected["label"].value_counts().items()}
+    names = read_nomenclature(config["chain"].get("nomenclature_path"))
+    labels = sorted(set(names) | {label for region_counts in counts.values() for label in region_counts})
+    table = class_statistics_table(counts, labels, {label: names.get(label, str(label)) for label in labels})
+    write_class_statistics(class_statistics_path(output_path, run), table)
+
+
+def extract_tile_samples(config: dict, tile: str, grid: dict, dates_by_sensor: dict, selections: list[list],
+                         output_path: str) -> None:
+    """Compute features at every selected pixel of a tile, chunk by chunk (only chunks with samples)."""
+    config = Config(config)
+    grid = Grid.from_dict(grid)
+    wanted = []
+    for region, run in selections:
+        table = pd.read_parquet(selection_path(output_path, region, run), columns=["tile", "row", "col"])
+        wanted.append(table[table["tile"] == tile][["row", "col"]])
+    points = pd.concat(wanted, ignore_index=True).drop_duplicates().sort_values(["row", "col"]).reset_index(drop=True)
+    from iota2.core.features import bytes_per_pixel
+
+    managing = config["python_data_managing"]
+    windows = chunk_windows(grid, "auto", bytes_per_pixel=bytes_per_pixel(config, tile, dates_by_sensor),
+                            memory_mb=managing["memory_per_task_mb"])
+    parts, labels = [], None
+    rows = points["row"].to_numpy()
+    cols = points["col"].to_numpy()
+    for window in windows:
+        row0, row1 = int(window.row_off), int(window.row_off + window.height)
+        inside = (rows >= row0) & (rows < row1)
+        if not inside.any():
+            continue
+        r, c = rows[inside], cols[inside]
+        sub = Window(int(c.min()), int(r.min()), int(c.max() - c.min() + 1), int(r.max() - r.min() + 1))
+        block = read_features(config, tile, grid, sub, dates_by_sensor)
+        labels = block.labels
+        values = block.features[r - int(sub.row_off), c - int(sub.col_off)]
+        part = pd.DataFrame(values, columns=labels)
+        part.insert(0, "col", c.astype(np.int32))
+        part.insert(0, "row", r.astype(np.int32))
+        parts.append(part)
+    if parts:
+        table = pd.concat(parts, ignore_index=True)
+    else:
+        table = pd.DataFrame({"row": np.array([], np.int32), "col": np.array([], np.int32)})
+    with atomic_output(tile_features_path(output_path, tile)) as tmp:
+        table.to_parquet(tmp, index=False)
+    LOGGER.info("%s: features of %d samples extracted", tile, len(table))
+
+
+def merge_region_samples(config: dict, region: str, run: int, tiles: list[str], grids: dict,
+                         output_path: str) -> None:
+    """Write the samples file of one model and run (label, region, originfid, tile_o, features, point)."""
+    config = Config(config)
+    field = config["chain"]["data_field"].lower()
+    selected = pd.read_parquet(selection_path(output_path, region, run))
+    parts = []
+    for tile in tiles:
+        mine = selected[selected["tile"] == tile]
+        if mine.empty:
+            continue
+        values = pd.read_parquet(tile_features_path(output_path, tile))
+        joined = mine.merge(values, on=["row", "col"], how="left", validate="one_to_one")
+        transform = Grid.from_dict(grids[tile]).transform
+        xs, ys = rasterio.transform.xy(transform, joined["row"].to_numpy(), joined["col"].to_numpy())
+        joined["x"], joined["y"] = np.asarray(xs), np.asarray(ys)
+        parts.append(joined)
+    table = pd.concat(parts, ignore_index=True)
+    feature_columns = [c for c in table.columns
+                       if c not in ("piece", "label", "originfid", "region", "tile", "row", "col", "x", "y")]
+    out = pd.DataFrame({field: table["label"].to_numpy(np.int64), "region": table["region"].astype(str).to_numpy(),
+                        "originfid": table["originfid"].to_numpy(np.int64), "tile_o": table["tile"].to_numpy()})
+    out = pd.concat([out, table[feature_columns].astype(np.float32).reset_index(drop=True)], axis=1)
+    crs = Grid.from_dict(next(iter(grids.values()))).crs
+    samples_format = config["arg_train"]["samples_format"]
+    target = samples_path(output_path, region, run, samples_format)
+    with atomic_output(target) as tmp:
+        if samples_format == "parquet":
+            out["x"], out["y"] = table["x"].to_numpy(), table["y"].to_numpy()
+            out.to_parquet(tmp, index=False)
+        else:
+            frame = gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(table["x"], table["y"]), crs=crs)
+            pyogrio.write_dataframe(frame, tmp, driver="SQLite", layer="output")
+    LOGGER.info("region %s run %d: %d samples x %d features written to %s", region, run, len(out),
+                len(feature_columns), target.name)
+
+
+def read_samples(path: Path, data_field: str) -> tuple[pd.DataFrame, list[str]]:
+    """Read a samples file; return the table and the feature column names."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        table = pd.read_parquet(path)
+    else:
+        table = pyogrio.read_dataframe(path, read_geometry=False)
+    reserved = {data_field.lower(), "region", "originfid", "tile_o", "x", "y", "geometry"}
+    return table, [c for c in table.columns if c not in reserved]

@@ -1,0 +1,174 @@
+"""Command line: ``iota2 -config file.yaml -scheduler_type localCluster -nb_parallel_tasks 3``.
+
+Other commands: ``iota2 plugins`` (what is registered and where from), ``iota2 config-reference``
+(the configuration reference generated from the declared defaults), ``iota2 demo`` (generate the
+demo data set and run the classification chain on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from iota2.core.config import Config, load_config, reference_markdown
+from iota2.core.errors import ConfigError, Iota2Error, TaskFailedError
+from iota2.core.graph import Graph
+from iota2.core.raster import atomic_output
+from iota2.core.scheduler import SCHEDULER_TYPES, execute
+
+LOGGER = logging.getLogger("iota2")
+
+
+def run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iota2", description="Run an iota2 workflow described by a YAML configuration file.",
+        epilog="Other commands: 'iota2 plugins', 'iota2 config-reference', 'iota2 demo'.")
+    parser.add_argument("-config", required=True, help="YAML configuration file")
+    parser.add_argument("-scheduler_type", default="localCluster", choices=SCHEDULER_TYPES,
+                        help="debug (in process), localCluster (dask on this machine), Slurm or PBS")
+    parser.add_argument("-nb_parallel_tasks", type=int, default=1, help="tasks run at the same time (dask workers)")
+    parser.add_argument("-only_summary", action="store_true", help="print the steps that would run, then stop")
+    parser.add_argument("-restart", action="store_true", help="resume: skip the tasks a previous run finished")
+    parser.add_argument("-no_progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def select_builders(config: Config) -> list:
+    """Instantiate the builders named in ``builders.builders_class_name``."""
+    from iota2.core.plugins import builders
+
+    registry = builders()
+    selected = []
+    for name in config["builders"]["builders_class_name"]:
+        if name not in registry:
+            close = difflib.get_close_matches(name, list(registry), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"builders.builders_class_name: unknown builder {name!r}{hint} (installed: "
+                              f"{', '.join(sorted(registry))}; 'iota2 plugins' lists them)")
+        selected.append(registry[name](config))
+    return selected
+
+
+def prepare_run(config: Config) -> list[tuple[object, Graph, list[str]]]:
+    """Check inputs and build, for each builder, its graph restricted to the selected groups."""
+    plans = []
+    for builder in select_builders(config):
+        builder.check_inputs()
+        graph = builder.build_graph()
+        groups = graph.select_groups(config["chain"].get("first_step"), config["chain"].get("last_step"))
+        plans.append((builder, graph, groups))
+    return plans
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    plans = prepare_run(config)
+    if args.only_summary:
+        for builder, graph, groups in plans:
+            print(f"Builder {type(builder).__name__}")
+            print(graph.summary(groups))
+        return 0
+    output = Path(config["chain"]["output_path"])
+    for builder, graph, groups in plans:
+        starts_at_beginning = groups[0] == graph.groups[0]
+        if config["chain"]["remove_output_path"] and starts_at_beginning and not args.restart and output.exists():
+            LOGGER.warning("chain.remove_output_path is true: deleting the content of %s", output)
+            for child in output.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        output.mkdir(parents=True, exist_ok=True)
+        with atomic_output(output / "config_resolved.yaml") as tmp:
+            tmp.write_text(config.to_yaml(), encoding="utf-8")
+        log_file = logging.FileHandler(output / "iota2.log", encoding="utf-8")
+        log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(log_file)
+        selected = graph.subgraph(groups)
+        start = time.perf_counter()
+        LOGGER.info("%s: %d tasks in groups %s", type(builder).__name__, len(selected.tasks), ", ".join(groups))
+        try:
+            states = execute(selected, output, args.scheduler_type, args.nb_parallel_tasks, restart=args.restart,
+                             allowed_retry=config["task_retry_limits"]["allowed_retry"],
+                             log_level=config["chain"]["log_file_level"], config=config,
+                             progress=not args.no_progress)
+        finally:
+            logging.getLogger().removeHandler(log_file)
+            log_file.close()
+        done = sum(1 for state in states.values() if state == "done")
+        print(f"iota2: {type(builder).__name__} finished: {done} tasks done in {time.perf_counter() - start:.1f} s; "
+              f"outputs in {output / 'final'}", file=sys.stderr)
+    return 0
+
+
+def plugins_command(argv: list[str]) -> int:
+    from iota2.core.plugins import describe_plugins
+
+    argparse.ArgumentParser(prog="iota2 plugins", description="List the installed iota2 plugins.").parse_args(argv)
+    for row in describe_plugins():
+        print(f"{row['name']}  ({row['module']}, from {row['source']})")
+        for item in row["provides"]:
+            print(f"    {item}")
+    return 0
+
+
+def config_reference_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="iota2 config-reference",
+                                     description="Print the configuration reference (Markdown).")
+    parser.add_argument("-o", "--output", help="write to this file instead of standard output")
+    args = parser.parse_args(argv)
+    text = reference_markdown()
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+def demo_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="iota2 demo", description="Generate the demo data set (two THEIA-like "
+                                     "Sentinel-2 tiles, ground truth, nomenclature) and run the classification chain.")
+    parser.add_argument("--out", default="demo_output", help="folder for the demo data and outputs")
+    parser.add_argument("--size", type=int, default=300, help="tile size in pixels (10 m)")
+    parser.add_argument("-scheduler_type", default="localCluster", choices=SCHEDULER_TYPES)
+    parser.add_argument("-nb_parallel_tasks", type=int, default=2)
+    parser.add_argument("-no_progress", action="store_true", help="no progress bar")
+    parser.add_argument("--generate-only", action="store_true", help="write data and config, do not run")
+    args = parser.parse_args(argv)
+    from iota2.datagen.sentinel2 import generate_demo
+
+    demo = generate_demo(args.out, size=args.size)
+    print(f"iota2: demo data and configuration written to {demo['config']}", file=sys.stderr)
+    if args.generate_only:
+        return 0
+    options = ["-config", str(demo["config"]), "-scheduler_type", args.scheduler_type,
+               "-nb_parallel_tasks", str(args.nb_parallel_tasks)] + (["-no_progress"] if args.no_progress else [])
+    return run(run_parser().parse_args(options))
+
+
+COMMANDS = {"plugins": plugins_command, "config-reference": config_reference_command, "demo": demo_command}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="iota2: %(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)  # the console shows warnings; task details go to the task logs
+    logging.getLogger("iota2").setLevel(logging.INFO)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    try:
+        if argv and argv[0] in COMMANDS:
+            return COMMANDS[argv[0]](argv[1:])
+        return run(run_parser().parse_args(argv))
+    except TaskFailedError as exc:
+        print(f"iota2: error: {exc}", file=sys.stderr)
+        return 1
+    except Iota2Error as exc:
+        print(f"iota2: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

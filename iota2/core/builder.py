@@ -1,0 +1,33 @@
+"""The builder contract: a builder turns a validated configuration into a task graph."""
+
+from __future__ import annotations
+
+from iota2.core.graph import Graph
+
+
+class Builder:
+    """Base class of builders.
+
+    Subclasses set :attr:`groups` (ordered group names usable in ``first_step``/``last_step``),
+    :attr:`mandatory_keys` and implement :meth:`build_graph`.
+
+    Parameters
+    ----------
+    config
+        The validated :class:`iota2.core.config.Config`.
+    """
+
+    #: ordered names of the groups of steps
+    groups: list[str] = []
+    #: (section, key) pairs that must be set for this builder
+    mandatory_keys: list[tuple[str, str]] = []
+
+    def __init__(self, config):
+        self.config = config
+
+    def check_inputs(self) -> None:
+        """Cheap checks of the inputs (headers, vector attributes) before any task runs."""
+
+    def build_graph(self) -> Graph:
+        """Return the full task graph of this builder."""
+        raise NotImplementedError

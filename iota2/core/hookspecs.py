@@ -1,0 +1,71 @@
+"""Hook specifications: the contract between the iota2 core and its plugins.
+
+Every hook is an empty function; its docstring is the contract. A plugin is a module (or object)
+with functions of the same names decorated by :data:`hookimpl`, registered under the ``iota2``
+entry-point group::
+
+    [project.entry-points.iota2]
+    my_plugin = "my_package.iota2_plugin"
+
+Built-in sensors, builders and classifiers are registered the same way.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("iota2")
+hookimpl = pluggy.HookimplMarker("iota2")
+
+
+@hookspec
+def iota2_register_sensors():
+    """Return a list of sensor classes.
+
+    A sensor class has the attributes ``name`` (feature-label prefix, e.g. ``"Sentinel2"``),
+    ``config_section`` (e.g. ``"Sentinel_2"``) and ``path_key`` (the ``chain`` key that enables it,
+    e.g. ``"s2_path"``), and follows :class:`iota2.core.sensor.Sensor`: it lists the acquisition dates
+    of a tile, gives the tile's reference grid, and reads a window of the tile as gap-filled features
+    with their labels and validity masks.
+    """
+
+
+@hookspec
+def iota2_register_builders():
+    """Return a dict ``{name: builder_class}``.
+
+    A builder turns a validated configuration into a task graph (:class:`iota2.core.graph.Graph`).
+    Users select builders with ``builders.builders_class_name``; several names may map to one class
+    (e.g. ``"i2_classification"`` and ``"I2Classification"``).
+    """
+
+
+@hookspec
+def iota2_register_classifiers():
+    """Return a dict ``{name: factory}`` of classical learners.
+
+    ``factory(**params)`` returns an unfitted estimator with the scikit-learn API (``fit``,
+    ``predict_proba``, ``classes_``). The name is what users write in
+    ``scikit_models_parameters.model_type``.
+    """
+
+
+@hookspec
+def iota2_register_feature_functions():
+    """Return a dict ``{name: function}`` of feature functions usable in ``external_features.functions``.
+
+    A function receives the features container of a chunk and returns ``(array, labels)`` with
+    ``array`` shaped (rows, cols, n) and ``labels`` a list of n names.
+    """
+
+
+@hookspec
+def iota2_register_dl_models():
+    """Return a dict ``{name: torch.nn.Module subclass}`` selectable by ``deep_learning_parameters.dl_name``."""
+
+
+@hookspec
+def iota2_config_sections():
+    """Return a list of :class:`iota2.core.config.Section` objects that extend the configuration.
+
+    Each section declares its keys with types, defaults and documentation; the core validates them
+    like its own and writes them in the generated configuration reference.
+    """

@@ -1,0 +1,199 @@
+"""Raster helpers: tile grids, chunk windows, atomic GeoTIFF writes, checked opening of inputs."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from iota2.core.errors import ConfigError, InputDataError
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS, affine transform (north-up) and size in pixels."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def resolution(self) -> tuple[float, float]:
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in CRS units."""
+        left, top = self.transform.c, self.transform.f
+        right = left + self.width * self.transform.a
+        bottom = top + self.height * self.transform.e
+        return (left, bottom, right, top)
+
+    def window_grid(self, window: Window) -> "Grid":
+        """The grid of a window of this grid."""
+        return Grid(self.crs, rasterio.windows.transform(window, self.transform), int(window.width),
+                    int(window.height))
+
+    def profile(self, count: int = 1, dtype: str = "uint8", nodata=None, compress: str = "ZSTD") -> dict:
+        """A rasterio creation profile (tiled GeoTIFF) on this grid."""
+        profile = {"driver": "GTiff", "crs": self.crs, "transform": self.transform, "width": self.width,
+                   "height": self.height, "count": count, "dtype": dtype, "nodata": nodata,
+                   "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER"}
+        if compress and compress.upper() != "NONE":
+            profile["compress"] = compress.lower()
+        if self.width < 256 or self.height < 256:
+            profile["tiled"] = False
+            profile.pop("blockxsize")
+            profile.pop("blockysize")
+        return profile
+
+    @classmethod
+    def from_dataset(cls, dataset) -> "Grid":
+        return cls(dataset.crs, dataset.transform, dataset.width, dataset.height)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Grid":
+        with open_raster(path) as src:
+            return cls.from_dataset(src)
+
+    def to_dict(self) -> dict:
+        return {"crs": self.crs.to_wkt(), "transform": list(self.transform)[:6], "width": self.width,
+                "height": self.height}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Grid":
+        return cls(CRS.from_wkt(data["crs"]), Affine(*data["transform"]), int(data["width"]), int(data["height"]))
+
+
+@contextlib.contextmanager
+def open_raster(path: str | Path):
+    """Open a raster for reading; a missing or corrupt file raises :class:`InputDataError` naming it."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise InputDataError(f"raster '{path}' does not exist")
+    try:
+        dataset = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputDataError(f"raster '{path}' cannot be read ({exc}); the file is corrupt or not a raster: "
+                             "replace it with a valid GeoTIFF") from exc
+    with dataset:
+        yield dataset
+
+
+def read_checked(dataset, *args, **kwargs) -> np.ndarray:
+    """``dataset.read`` that turns a decoding failure (truncated/corrupt file) into :class:`InputDataError`."""
+    try:
+        return dataset.read(*args, **kwargs)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputDataError(f"raster '{dataset.name}' is corrupt ({exc}); replace it with a valid file") from exc
+
+
+def temporary_path(path: str | Path) -> Path:
+    """A unique temporary name next to ``path`` (same folder, so the final rename is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path; rename it to ``path`` only if the block succeeds.
+
+    A killed or failing writer therefore never leaves a truncated file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+        for sidecar in tmp.parent.glob(tmp.name + ".*"):  # .aux.xml and friends
+            sidecar.unlink()
+
+
+def write_raster(path: str | Path, array: np.ndarray, grid: Grid, nodata=None, compress: str = "ZSTD",
+                 colormap: dict | None = None, band_descriptions: list[str] | None = None) -> Path:
+    """Write a (bands, rows, cols) or (rows, cols) array as a GeoTIFF, atomically."""
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    profile = grid.profile(count=array.shape[0], dtype=array.dtype.name, nodata=nodata, compress=compress)
+    with atomic_output(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(array)
+            if colormap:
+                dst.write_colormap(1, colormap)
+            if band_descriptions:
+                for index, description in enumerate(band_descriptions, start=1):
+                    dst.set_band_description(index, description)
+    return Path(path)
+
+
+def chunk_windows(grid: Grid, mode: str = "auto", number_of_chunks: int | None = None,
+                  chunk_size_x: int = 50, chunk_size_y: int = 50, bytes_per_pixel: int | None = None,
+                  memory_mb: int = 1024) -> list[Window]:
+    """Cut a grid into chunk windows.
+
+    Parameters
+    ----------
+    mode
+        ``"split_number"``: ``number_of_chunks`` horizontal stripes of full width (boundaries
+        ``floor(linspace(0, height, n + 1))``; columns are split too when n exceeds the rows, as iota2);
+        ``"user_fixed"``: ``chunk_size_x`` x ``chunk_size_y`` tiles from the origin;
+        ``"auto"``: full-width stripes as tall as ``memory_mb`` allows at ``bytes_per_pixel``.
+    """
+    height, width = grid.height, grid.width
+    if mode == "split_number":
+        if not number_of_chunks:
+            raise ConfigError("python_data_managing.number_of_chunks must be set when chunk_size_mode is "
+                              "'split_number'")
+        if number_of_chunks > width + height:
+            raise ConfigError(f"python_data_managing.number_of_chunks = {number_of_chunks} is larger than the tile "
+                              f"({width}x{height} pixels) can be split; use at most {height}")
+        if number_of_chunks <= height:
+            edges = np.floor(np.linspace(0, height, number_of_chunks + 1)).astype(int)
+            return [Window(0, int(a), width, int(b - a)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        columns = math.ceil(number_of_chunks / height)
+        col_edges = np.floor(np.linspace(0, width, columns + 1)).astype(int)
+        rows_per = math.ceil(number_of_chunks / columns)
+        row_edges = np.floor(np.linspace(0, height, rows_per + 1)).astype(int)
+        return [Window(int(c0), int(r0), int(c1 - c0), int(r1 - r0))
+                for r0, r1 in zip(row_edges[:-1], row_edges[1:])
+                for c0, c1 in zip(col_edges[:-1], col_edges[1:]) if r1 > r0 and c1 > c0]
+    if mode == "user_fixed":
+        return [Window(col, row, min(chunk_size_x, width - col), min(chunk_size_y, height - row))
+                for row in range(0, height, chunk_size_y) for col in range(0, width, chunk_size_x)]
+    if mode == "auto":
+        per_pixel = max(int(bytes_per_pixel or 1), 1)
+        rows = max(1, int(memory_mb * 1024 * 1024 // (per_pixel * width)))
+        rows = min(rows, height)
+        count = math.ceil(height / rows)
+        edges = np.floor(np.linspace(0, height, count + 1)).astype(int)
+        return [Window(0, int(a), width, int(b - a)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    raise ConfigError(f"python_data_managing.chunk_size_mode = {mode!r}; use 'auto', 'split_number' or 'user_fixed'")
+
+
+def pad_window(window: Window, padding: int, grid: Grid) -> tuple[Window, tuple[slice, slice]]:
+    """Grow ``window`` by ``padding`` pixels (clipped to the grid) and return the slices that crop it back."""
+    if padding <= 0:
+        return window, (slice(0, int(window.height)), slice(0, int(window.width)))
+    col0 = max(0, int(window.col_off) - padding)
+    row0 = max(0, int(window.row_off) - padding)
+    col1 = min(grid.width, int(window.col_off + window.width) + padding)
+    row1 = min(grid.height, int(window.row_off + window.height) + padding)
+    padded = Window(col0, row0, col1 - col0, row1 - row0)
+    top = int(window.row_off) - row0
+    left = int(window.col_off) - col0
+    return padded, (slice(top, top + int(window.height)), slice(left, left + int(window.width)))

@@ -1,0 +1,243 @@
+"""Run a task graph: in process (``debug``), on a dask ``localCluster``, or on ``Slurm``/``PBS`` through
+dask-jobqueue.
+
+The driver (this process) keeps the graph: it submits a task as soon as all its dependencies have
+succeeded, records each finished task in the status file (so ``-restart`` skips it), skips the
+dependents of a failed task while independent tasks go on, and reports every failure with the path
+of the task's log. Big arrays never travel through the scheduler: tasks read and write files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from iota2.core.errors import ConfigError, TaskFailedError
+from iota2.core.graph import STATUS_FILE, Graph, Task, TaskStatus
+
+LOGGER = logging.getLogger(__name__)
+SCHEDULER_TYPES = ("debug", "localCluster", "Slurm", "PBS")
+THREADS_ENV = "IOTA2_TASK_THREADS"
+
+
+def task_log_path(output_path: str | Path, task: Task) -> Path:
+    """``logs/<step>/<task>.log`` under the output root."""
+    return Path(output_path) / "logs" / task.step / f"{task.name}.log"
+
+
+def task_threads() -> int:
+    """Threads a task may use (set by the scheduler from the cores and the number of parallel tasks)."""
+    try:
+        return max(1, int(os.environ.get(THREADS_ENV, "")))
+    except ValueError:
+        return max(1, os.cpu_count() or 1)
+
+
+def run_task(function: str, kwargs: dict, log_path: str, log_level: str = "INFO", threads: int | None = None):
+    """Run one task with its log file; re-raise its error after logging the traceback."""
+    if threads:
+        os.environ[THREADS_ENV] = str(threads)
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, log_level, logging.INFO))
+    try:
+        shown = {key: value for key, value in kwargs.items() if key != "config"}
+        logging.getLogger("iota2.task").info("start %s(%s)", function, shown)
+        start = time.perf_counter()
+        Task("t", "s", function).resolve()(**kwargs)
+        logging.getLogger("iota2.task").info("done in %.2f s", time.perf_counter() - start)
+    except BaseException:
+        logging.getLogger("iota2.task").error("failed:\n%s", traceback.format_exc())
+        raise
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+        handler.close()
+
+
+class _DebugExecutor:
+    """Runs tasks one after the other in this process."""
+
+    def __init__(self, allowed_retry: int):
+        self.allowed_retry = allowed_retry
+        self.finished: list = []
+
+    def submit(self, name, args):
+        error = None
+        for _attempt in range(self.allowed_retry + 1):
+            try:
+                run_task(*args)
+                error = None
+                break
+            except Exception as exc:  # noqa: BLE001 - reported by the driver
+                error = exc
+        self.finished.append((name, error))
+
+    def wait_any(self):
+        finished, self.finished = self.finished, []
+        return finished
+
+    def close(self):
+        pass
+
+
+class _DaskExecutor:
+    """Submits tasks to a dask distributed cluster."""
+
+    def __init__(self, cluster, allowed_retry: int):
+        from distributed import Client, as_completed
+
+        self.cluster = cluster
+        self.client = Client(cluster)
+        self.allowed_retry = allowed_retry
+        self.as_completed = as_completed([], with_results=False)
+        self.names = {}
+
+    def submit(self, name, args):
+        future = self.client.submit(run_task, *args, key=name, retries=self.allowed_retry, pure=False)
+        self.names[future.key] = name
+        self.as_completed.add(future)
+
+    def wait_any(self):
+        future = next(self.as_completed)
+        batch = [future] + list(self.as_completed.next_batch(block=False))
+        finished = []
+        for item in batch:
+            error = None
+            if item.status != "finished":
+                try:
+                    error = item.exception() or RuntimeError(f"task ended with status {item.status}")
+                except Exception as exc:  # noqa: BLE001 - cancelled / lost worker
+                    error = exc
+            finished.append((self.names.pop(item.key), error))
+            item.release()
+        return finished
+
+    def close(self):
+        self.client.close()
+        self.cluster.close()
+
+
+def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_run: bool = False):
+    """Create the dask cluster of a scheduler type (``None`` for ``debug``).
+
+    For ``Slurm``/``PBS`` the job parameters come from the ``slurm`` section; one job runs one
+    worker of one task at a time, and ``nb_parallel_tasks`` jobs are requested.
+    """
+    if scheduler_type == "debug":
+        return None
+    if scheduler_type == "localCluster":
+        from distributed import LocalCluster
+
+        return LocalCluster(n_workers=nb_parallel_tasks, threads_per_worker=1, processes=True,
+                            memory_limit=0, dashboard_address=None,
+                            env={THREADS_ENV: str(max(1, (os.cpu_count() or 1) // nb_parallel_tasks))})
+    if scheduler_type in ("Slurm", "PBS"):
+        import dask_jobqueue
+
+        options = dict(config["slurm"]) if config is not None else {}
+        kwargs = {"cores": options.get("cores") or 1, "processes": 1, "memory": options.get("memory") or "4GB",
+                  "walltime": options.get("walltime") or "01:00:00",
+                  "job_extra_directives": list(options.get("job_extra_directives") or []),
+                  "python": sys.executable}
+        if options.get("queue"):
+            kwargs["queue"] = options["queue"]
+        if options.get("account"):
+            kwargs["account"] = options["account"]
+        if options.get("local_directory"):
+            kwargs["local_directory"] = options["local_directory"]
+        cluster_class = dask_jobqueue.SLURMCluster if scheduler_type == "Slurm" else dask_jobqueue.PBSCluster
+        cluster = cluster_class(**kwargs)
+        if not dry_run:
+            cluster.scale(jobs=nb_parallel_tasks)
+        return cluster
+    raise ConfigError(f"-scheduler_type {scheduler_type!r} is unknown; use one of {', '.join(SCHEDULER_TYPES)}")
+
+
+def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug", nb_parallel_tasks: int = 1,
+            restart: bool = False, allowed_retry: int = 0, log_level: str = "INFO", config=None,
+            progress: bool = True) -> dict[str, str]:
+    """Run every task of ``graph`` and return ``{task: "done" | "failed" | "skipped"}``.
+
+    Raises
+    ------
+    TaskFailedError
+        If any task failed after its retries; the message names the task and its log file.
+    """
+    output_path = Path(output_path)
+    output_path.mkdir(parents=True, exist_ok=True)
+    status = TaskStatus(output_path / STATUS_FILE)
+    if not restart:
+        status.reset()
+    states = {name: "done" for name in graph.tasks if status.is_done(name)}
+    to_run = [name for name in graph.tasks if name not in states]
+    if nb_parallel_tasks < 1:
+        raise ConfigError("-nb_parallel_tasks must be >= 1")
+    threads = max(1, (os.cpu_count() or 1) // nb_parallel_tasks)
+    cluster = make_cluster(scheduler_type, nb_parallel_tasks, config)
+    executor = _DebugExecutor(allowed_retry) if cluster is None else _DaskExecutor(cluster, allowed_retry)
+    bar = None
+    if progress and to_run:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(to_run), desc="iota2", unit="task", file=sys.stderr, dynamic_ncols=True)
+    failures: list[str] = []
+    running: set[str] = set()
+    waiting = list(to_run)
+    try:
+        while waiting or running:
+            ready = [name for name in waiting
+                     if all(states.get(dep) == "done" for dep in graph.tasks[name].dependencies)]
+            blocked = [name for name in waiting
+                       if any(states.get(dep) in ("failed", "skipped") for dep in graph.tasks[name].dependencies)]
+            for name in blocked:
+                waiting.remove(name)
+                states[name] = "skipped"
+                if bar is not None:
+                    bar.update(1)
+            for name in ready:
+                waiting.remove(name)
+                task = graph.tasks[name]
+                function = task.function if isinstance(task.function, str) else \
+                    f"{task.function.__module__}:{task.function.__name__}"
+                running.add(name)
+                executor.submit(name, (function, task.kwargs, str(task_log_path(output_path, task)), log_level,
+                                       threads if cluster is None else None))
+            if not running:
+                if waiting:  # dependencies that can never be met (should not happen with a valid graph)
+                    for name in waiting:
+                        states[name] = "skipped"
+                    waiting = []
+                break
+            for name, error in executor.wait_any():
+                running.discard(name)
+                if error is None:
+                    states[name] = "done"
+                    status.set(name, "done")
+                else:
+                    states[name] = "failed"
+                    status.set(name, "failed")
+                    log = task_log_path(output_path, graph.tasks[name])
+                    failures.append(f"task '{name}' failed ({type(error).__name__}: {error}); log: {log}")
+                    LOGGER.error(failures[-1])
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        executor.close()
+    if failures:
+        skipped = sum(1 for state in states.values() if state == "skipped")
+        message = "; ".join(failures[:3]) + (f" (and {len(failures) - 3} more)" if len(failures) > 3 else "")
+        if skipped:
+            message += f"; {skipped} dependent task(s) skipped. Fix the cause and run again with -restart"
+        raise TaskFailedError(message)
+    return states

@@ -1,0 +1,1 @@
+"""Built-in plugins: classifiers (and, later, deep-learning models and feature functions)."""

@@ -1,0 +1,23 @@
+"""Task functions used by the scheduler tests (importable by dask workers)."""
+
+import time
+from pathlib import Path
+
+
+def append(path: str, text: str, delay: float = 0.0) -> None:
+    """Append ``text`` and a newline to ``path`` (after ``delay`` seconds)."""
+    time.sleep(delay)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+
+
+def fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+def fail_once(marker: str, path: str, text: str) -> None:
+    """Fail the first time (no marker yet), succeed afterwards."""
+    if not Path(marker).exists():
+        Path(marker).write_text("x")
+        raise RuntimeError("first attempt fails")
+    append(path, text)

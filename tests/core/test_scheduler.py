@@ -1,0 +1,101 @@
+"""Scheduler: debug and a real dask LocalCluster, retries, failures, restart, job scripts."""
+
+from pathlib import Path
+
+import pytest
+
+from iota2.core.errors import TaskFailedError
+from iota2.core.graph import STATUS_FILE, Graph, TaskStatus
+from iota2.core.scheduler import execute, make_cluster
+
+
+def diamond(tmp_path: Path, delay: float = 0.0) -> Graph:
+    out = str(tmp_path / "trace.txt")
+    graph = Graph(["init", "work"])
+    graph.add_step("start", "init", "start")
+    graph.add_step("branch", "work", "branch")
+    graph.add_step("join", "work", "join")
+    graph.add_task("start", "start", "scheduler_tasks:append", {"path": out, "text": "start"})
+    for name in ("left", "right"):
+        graph.add_task(name, "branch", "scheduler_tasks:append", {"path": out, "text": name, "delay": delay},
+                       ["start"])
+    graph.add_task("join", "join", "scheduler_tasks:append", {"path": out, "text": "join"}, ["left", "right"])
+    return graph
+
+
+def trace(tmp_path: Path) -> list[str]:
+    return (tmp_path / "trace.txt").read_text().split()
+
+
+@pytest.mark.parametrize("scheduler, workers", [("debug", 1), ("localCluster", 2)])
+def test_runs_in_dependency_order(tmp_path, scheduler, workers):
+    states = execute(diamond(tmp_path), tmp_path / "out", scheduler, workers, progress=False)
+    assert set(states.values()) == {"done"}
+    order = trace(tmp_path)
+    assert order[0] == "start" and order[-1] == "join" and sorted(order[1:3]) == ["left", "right"]
+    assert (tmp_path / "out" / "logs" / "branch" / "left.log").exists()
+    assert TaskStatus(tmp_path / "out" / STATUS_FILE).is_done("join")
+
+
+def test_failure_skips_dependents_runs_the_rest_and_names_the_log(tmp_path):
+    graph = diamond(tmp_path)
+    graph.tasks["left"].function = "scheduler_tasks:fail"
+    graph.tasks["left"].kwargs = {"message": "boom"}
+    with pytest.raises(TaskFailedError) as error:
+        execute(graph, tmp_path / "out", "debug", progress=False)
+    message = str(error.value)
+    assert "task 'left' failed" in message and "boom" in message
+    log = tmp_path / "out" / "logs" / "branch" / "left.log"
+    assert str(log) in message
+    assert "RuntimeError: boom" in log.read_text()
+    assert "1 dependent task(s) skipped" in message
+    assert trace(tmp_path) == ["start", "right"]
+
+
+@pytest.mark.parametrize("scheduler", ["debug", "localCluster"])
+def test_retries(tmp_path, scheduler):
+    graph = Graph(["g"])
+    graph.add_step("s", "g", "s")
+    graph.add_task("flaky", "s", "scheduler_tasks:fail_once",
+                   {"marker": str(tmp_path / "marker"), "path": str(tmp_path / "trace.txt"), "text": "ok"})
+    with pytest.raises(TaskFailedError):
+        execute(graph, tmp_path / "out0", scheduler, 1, allowed_retry=0, progress=False)
+    (tmp_path / "marker").unlink()
+    execute(graph, tmp_path / "out1", scheduler, 1, allowed_retry=1, progress=False)
+    assert trace(tmp_path) == ["ok"]
+
+
+def test_restart_skips_finished_tasks(tmp_path):
+    graph = diamond(tmp_path)
+    graph.tasks["join"].function = "scheduler_tasks:fail"
+    graph.tasks["join"].kwargs = {"message": "disk full"}
+    with pytest.raises(TaskFailedError):
+        execute(graph, tmp_path / "out", "localCluster", 2, progress=False)
+    graph = diamond(tmp_path)
+    execute(graph, tmp_path / "out", "localCluster", 2, restart=True, progress=False)
+    assert sorted(trace(tmp_path)) == ["join", "left", "right", "start"]  # each ran once
+
+
+def test_without_restart_everything_runs_again(tmp_path):
+    execute(diamond(tmp_path), tmp_path / "out", "debug", progress=False)
+    execute(diamond(tmp_path), tmp_path / "out", "debug", progress=False)
+    assert len(trace(tmp_path)) == 8
+
+
+@pytest.mark.parametrize("kind, directive", [("Slurm", "#SBATCH"), ("PBS", "#PBS")])
+def test_cluster_job_script(kind, directive):
+    from iota2.core.config import validate
+
+    config = validate({"chain": {"output_path": "/o", "list_tile": "T1"},
+                       "slurm": {"account": "proj42", "queue": "cpu", "walltime": "02:00:00", "memory": "8GB",
+                                 "cores": 2, "job_extra_directives": ["--constraint=avx2" if kind == "Slurm"
+                                                                      else "-l place=scatter"]}})
+    cluster = make_cluster(kind, 3, config, dry_run=True)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert directive in script
+    assert "proj42" in script and "cpu" in script and "02:00:00" in script
+    assert "avx2" in script or "place=scatter" in script
+    assert "distributed.cli.dask_worker" in script or "dask-worker" in script or "dask worker" in script
