@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             for child in output.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         output.mkdir(parents=True, exist_ok=True)
+        for stale in output.rglob(".*.tmp*"):  # left by a killed run; never taken as a finished output
+            stale.unlink()
         with atomic_output(output / "config_resolved.yaml") as tmp:
             tmp.write_text(config.to_yaml(), encoding="utf-8")
         log_file = logging.FileHandler(output / "iota2.log", encoding="utf-8")

@@ -31,7 +31,10 @@ def write_config(path: Path, dataset: dict, output: Path, **sections) -> Path:
         "python_data_managing": {"chunk_size_mode": "split_number", "number_of_chunks": 2},
     }
     for name, values in sections.items():
-        config.setdefault(name, {}).update(values)
+        if name == "scikit_models_parameters":
+            config[name] = dict(values)  # a learner's keywords replace the default learner's
+        else:
+            config.setdefault(name, {}).update(values)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

@@ -91,7 +91,7 @@ class I2Classification(Builder):
             raise ConfigError("external_features.functions: external features are not available in this version; "
                               "remove the section")
         train["sample_selection"] = validate_sample_selection(train["sample_selection"])
-        learning.estimator_settings(self.config)
+        learning.build_estimator(self.config, 0)  # unknown learner or keyword: fail before any task
 
     def check_inputs(self) -> None:
         """Check config, sensors and ground truth; compute grids, dates, regions and labels (cheap)."""

@@ -48,7 +48,7 @@ def build_estimator(config, run: int):
     """An unfitted estimator (a pipeline with a scaler when ``standardization`` is set)."""
     name, params = estimator_settings(config)
     factory = classifiers()[name]
-    estimator_class = getattr(factory, "estimator_class", None)
+    estimator_class = getattr(factory, "estimator_class", factory if inspect.isclass(factory) else None)
     accepted = set(inspect.signature(estimator_class).parameters) if estimator_class is not None else None
     if accepted is not None:
         unknown = sorted(set(params) - accepted)

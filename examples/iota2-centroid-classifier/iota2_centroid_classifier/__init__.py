@@ -1,0 +1,1 @@
+"""Example iota2 plugin package."""

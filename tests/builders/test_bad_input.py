@@ -1,0 +1,121 @@
+"""Bad input: one clear message naming the file or key, exit code 2 (1 for a failed task), nothing written."""
+
+from __future__ import annotations
+
+import shutil
+
+import geopandas as gpd
+import pytest
+from shapely.geometry import Point, box
+
+from iota2.cli import main
+
+
+def run(config, capsys) -> tuple[int, str]:
+    code = main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"])
+    return code, capsys.readouterr().err
+
+
+def truth(s2_dataset) -> gpd.GeoDataFrame:
+    return gpd.read_file(s2_dataset["ground_truth"])
+
+
+def write_truth(frame, path):
+    frame.to_file(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("sections, message", [
+    ({"builders": {"builders_class_name": ["i2_clasification"]}}, "did you mean 'i2_classification'"),
+    ({"scikit_models_parameters": {"model_type": "RandomForest"}}, "not a registered classifier"),
+    ({"scikit_models_parameters": {"model_type": "RandomForestClassifier", "n_trees": 3}}, "n_trees not accepted"),
+    ({"arg_train": {"classifier": "rf"}}, "model_type: RandomForestClassifier"),
+    ({"arg_train": {"sample_selection": {"strategy": "constant"}}}, "strategy.constant.nb"),
+    ({"chain": {"data_field": "CODE"}}, "no field 'CODE'"),
+    ({"chain": {"s2_path": "/nonexistent/s2"}}, "/nonexistent/s2"),
+    ({"chain": {"first_step": "writing"}}, "chain.first_step = 'writing'"),
+])
+def test_config_errors(tmp_path, make_config, capsys, sections, message):
+    code, err = run(make_config(**sections), capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_ground_truth_not_polygons(tmp_path, make_config, s2_dataset, capsys):
+    frame = truth(s2_dataset)
+    points = gpd.GeoDataFrame({"code": frame["code"]}, geometry=frame.geometry.centroid, crs=frame.crs)
+    code, err = run(make_config(chain={"ground_truth": write_truth(points, tmp_path / "pts.shp")}), capsys)
+    assert code == 2 and "must contain polygons, found Point" in err and "pts.shp" in err
+
+
+@pytest.mark.parametrize("values, message", [
+    (lambda f: f["code"].where(f.index != 0, 0), "label 0 or negative"),
+    (lambda f: f["code"].astype(float) + 0.5, "non-integer labels"),
+    (lambda f: f["code"].astype(str) + "x", "must hold integer class labels"),
+])
+def test_bad_labels(tmp_path, make_config, s2_dataset, capsys, values, message):
+    frame = truth(s2_dataset)
+    frame["code"] = values(frame)
+    code, err = run(make_config(chain={"ground_truth": write_truth(frame, tmp_path / "gt.shp")}), capsys)
+    assert code == 2 and message in err and "gt.shp" in err
+
+
+def test_overlapping_polygons_of_different_classes(tmp_path, make_config, s2_dataset, capsys):
+    frame = truth(s2_dataset)
+    first = frame.iloc[[0]].copy()
+    first["code"] = frame["code"].iloc[0] % 6 + 1
+    frame = gpd.GeoDataFrame(gpd.pd.concat([frame, first], ignore_index=True), crs=frame.crs)
+    code, err = run(make_config(chain={"ground_truth": write_truth(frame, tmp_path / "gt.shp")}), capsys)
+    assert code == 2 and "polygons of different classes overlap" in err
+
+
+def test_ground_truth_outside_tiles(tmp_path, make_config, s2_dataset, capsys):
+    frame = truth(s2_dataset)
+    frame["geometry"] = frame.geometry.translate(xoff=1e6)
+    code, err = run(make_config(chain={"ground_truth": write_truth(frame, tmp_path / "far.shp")}), capsys)
+    assert code == 2 and "intersects the tiles" in err
+
+
+def test_crs_mismatch_is_reprojected(tmp_path, make_config, s2_dataset, capsys, caplog):
+    frame = truth(s2_dataset).to_crs("EPSG:4326")
+    code, _ = run(make_config(chain={"ground_truth": write_truth(frame, tmp_path / "wgs84.gpkg")}), capsys)
+    assert code == 0
+    assert any("wgs84.gpkg" in r.getMessage() and "reprojected" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "out" / "final" / "RESULTS.txt").exists()
+
+
+def test_tile_folder_without_products(tmp_path, make_config, s2_dataset, capsys):
+    s2 = tmp_path / "s2"
+    shutil.copytree(s2_dataset["s2_path"], s2)
+    for product in (s2 / "T31TDJ").iterdir():
+        shutil.rmtree(product)
+    code, err = run(make_config(chain={"s2_path": str(s2)}), capsys)
+    assert code == 2 and "T31TDJ" in err and "no Sentinel-2" in err
+
+
+def test_corrupt_geotiff(tmp_path, make_config, s2_dataset, capsys):
+    s2 = tmp_path / "s2"
+    shutil.copytree(s2_dataset["s2_path"], s2)
+    band = sorted((s2 / "T31TCJ").glob("*/*_FRE_B4.tif"))[3]
+    data = band.read_bytes()
+    band.write_bytes(data[: len(data) // 2])
+    code, err = run(make_config(chain={"s2_path": str(s2)}), capsys)
+    assert code in (1, 2)
+    assert band.name in err and ("corrupt" in err or "cannot be read" in err)
+    assert not list((tmp_path / "out").rglob("*.tmp*")) if (tmp_path / "out").exists() else True
+    assert not (tmp_path / "out" / "final" / "Classif_Seed_0.tif").exists()
+
+
+def test_empty_class_after_selection(tmp_path, make_config, s2_dataset, capsys):
+    frame = truth(s2_dataset)
+    x0, y0 = frame.total_bounds[0] + 1000, frame.total_bounds[1] + 1000
+    tiny = gpd.GeoDataFrame({"code": [9, 9]}, geometry=[box(x0 + 1, y0 + 1, x0 + 3, y0 + 3),
+                                                        box(x0 + 201, y0 + 1, x0 + 203, y0 + 3)], crs=frame.crs)
+    frame = frame[~frame.intersects(box(x0 - 50, y0 - 50, x0 + 260, y0 + 60))]
+    frame = gpd.GeoDataFrame(gpd.pd.concat([frame, tiny], ignore_index=True), crs=frame.crs)
+    code, err = run(make_config(chain={"ground_truth": write_truth(frame, tmp_path / "gt.shp")}), capsys)
+    assert code == 1
+    assert "class(es) [9] have learning polygons but no pixel centre inside them" in err
+    assert "selection_region_1_seed_0.log" in err

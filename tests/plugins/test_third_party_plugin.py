@@ -1,0 +1,61 @@
+"""The example third-party plugin in examples/ is pip-installed, discovered through its entry point and
+selected from a configuration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iota2.cli import main
+from iota2.core.plugins import refresh_plugins
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iota2-centroid-classifier"
+
+
+@pytest.fixture
+def installed_example():
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run(pip + ["install", "--no-deps", "--no-build-isolation", str(EXAMPLE)], check=True)
+    refresh_plugins()
+    yield
+    subprocess.run(pip + ["uninstall", "-y", "iota2-centroid-classifier"], check=True)
+    refresh_plugins()
+
+
+def test_example_plugin_is_listed_and_used(tmp_path, make_config, installed_example):
+    listing = subprocess.run([sys.executable, "-m", "iota2.cli", "plugins"], capture_output=True, text=True,
+                             check=True).stdout
+    assert "centroid_classifier" in listing and "iota2-centroid-classifier 0.1.0" in listing
+    assert "classifier:SoftCentroidClassifier" in listing
+    config = make_config(scikit_models_parameters={"model_type": "SoftCentroidClassifier", "temperature": 0.5})
+    assert main(["-config", str(config), "-scheduler_type", "localCluster", "-nb_parallel_tasks", "2",
+                 "-no_progress"]) == 0
+    summary = json.loads((tmp_path / "out" / "model" / "model_1_seed_0.json").read_text())
+    assert summary["learner"] == "SoftCentroidClassifier"
+    assert (tmp_path / "out" / "final" / "RESULTS.txt").exists()
+
+
+def test_builtins_come_through_the_entry_points():
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="iota2")}
+    assert {"sentinel_2", "i2_classification", "sklearn_classifiers"} <= names
+    from iota2.core import plugins
+
+    assert "Sentinel_2" in plugins.sensors()
+    assert "i2_classification" in plugins.builders()
+    assert "RandomForestClassifier" in plugins.classifiers()
+
+
+def test_every_hook_is_documented():
+    from iota2.core import hookspecs
+
+    hooks = [name for name in dir(hookspecs) if name.startswith("iota2_")]
+    assert len(hooks) >= 6
+    for name in hooks:
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert len(doc.strip()) > 40, f"hook {name} is not documented"
