@@ -65,7 +65,7 @@ def test_bad_labels(tmp_path, make_config, s2_dataset, capsys, values, message):
 def test_overlapping_polygons_of_different_classes(tmp_path, make_config, s2_dataset, capsys):
     frame = truth(s2_dataset)
     first = frame.iloc[[0]].copy()
-    first["code"] = frame["code"].iloc[0] % 6 + 1
+    first["code"] = frame["code"].iloc[0] % 8 + 1
     frame = gpd.GeoDataFrame(gpd.pd.concat([frame, first], ignore_index=True), crs=frame.crs)
     code, err = run(make_config(chain={"ground_truth": write_truth(frame, tmp_path / "gt.shp")}), capsys)
     assert code == 2 and "polygons of different classes overlap" in err

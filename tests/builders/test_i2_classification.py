@@ -60,7 +60,7 @@ def test_full_chain_local_cluster_two_runs_with_regions(tmp_path, make_config, s
     confidence, _ = read(out / "final" / "Confidence_Seed_0.tif")
     assert confidence.max() <= 100 and confidence[labels > 0].min() > 0
     proba, proba_profile = read(out / "final" / "ProbabilityMap_seed_0.tif")
-    assert proba_profile["dtype"] == "int16" and proba.shape[0] == 6
+    assert proba_profile["dtype"] == "int16" and proba.shape[0] == 8
     inside = labels[0] > 0
     assert np.all(np.abs(proba[:, inside].sum(axis=0) - 1000) <= 6)  # probabilities sum to 1000 (rounding)
     assert np.array_equal(proba[:, inside].argmax(axis=0) + 1, labels[0][inside])

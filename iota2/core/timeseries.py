@@ -1,0 +1,175 @@
+"""Dates and temporal gap-filling of image time series (pure numpy).
+
+Dates are written ``YYYYMMDD`` strings everywhere, as in iota2's date files. Gap-filling is
+vectorised over pixels: for every pixel the previous and next valid observation of each input
+date are found with cumulative maxima / minima of index arrays, so the only Python loop is over
+output dates.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+
+__all__ = ["parse_date", "format_date", "days_between", "date_grid", "day_numbers", "gapfill_linear"]
+
+
+def parse_date(value: str | int) -> datetime.date:
+    """Parse a ``YYYYMMDD`` date.
+
+    Parameters
+    ----------
+    value
+        Date as a string or an integer, e.g. ``"20180511"`` or ``20180511``.
+
+    Returns
+    -------
+    datetime.date
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not a valid ``YYYYMMDD`` date.
+    """
+    text = str(value).strip()
+    if len(text) != 8 or not text.isdigit():
+        raise ValueError(f"{value!r} is not a date written YYYYMMDD")
+    return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+
+
+def format_date(date: datetime.date) -> str:
+    """Write a date as ``YYYYMMDD``."""
+    return date.strftime("%Y%m%d")
+
+
+def days_between(start: str | int, end: str | int) -> int:
+    """Number of days from ``start`` to ``end`` (negative when ``end`` is earlier)."""
+    return (parse_date(end) - parse_date(start)).days
+
+
+def day_numbers(dates: list[str]) -> np.ndarray:
+    """Proleptic ordinal day numbers (int64) of ``YYYYMMDD`` dates, for day arithmetic on arrays."""
+    return np.array([parse_date(date).toordinal() for date in dates], dtype=np.int64)
+
+
+def date_grid(start: str | int, end: str | int, step_days: int) -> list[str]:
+    """Dates from ``start`` every ``step_days`` days up to ``end``.
+
+    ``end`` is included only if it falls on the grid (iota2's ``dateInterval``).
+
+    Parameters
+    ----------
+    start, end
+        ``YYYYMMDD`` bounds, ``start <= end``.
+    step_days
+        Days between two consecutive dates, > 0.
+
+    Returns
+    -------
+    list of str
+        ``YYYYMMDD`` dates in chronological order; ``[start]`` when ``start == end``.
+    """
+    if step_days <= 0:
+        raise ValueError(f"step_days must be > 0, got {step_days}")
+    first, last = parse_date(start), parse_date(end)
+    if last < first:
+        raise ValueError(f"end date {end} is before start date {start}")
+    count = (last - first).days // step_days + 1
+    return [format_date(first + datetime.timedelta(days=step_days * index)) for index in range(count)]
+
+
+def gapfill_linear(values: np.ndarray, invalid: np.ndarray, input_dates: list[str],
+                   output_dates: list[str]) -> np.ndarray:
+    """Linear temporal interpolation of a time series using only its valid observations.
+
+    For every pixel and output date, the value is interpolated linearly (weights from day
+    differences) between the last valid observation on or before the date and the first valid one
+    on or after it. Before the first / after the last valid observation the nearest valid value is
+    held. A pixel without any valid observation gets 0.
+
+    Parameters
+    ----------
+    values
+        (T, B, rows, cols) observations, T input dates of B bands.
+    invalid
+        (T, rows, cols) bool (or 0/1), True where the observation must not be used (cloud, edge...).
+    input_dates
+        T ``YYYYMMDD`` dates of ``values``, chronological.
+    output_dates
+        ``YYYYMMDD`` dates of the result, in any order.
+
+    Returns
+    -------
+    numpy.ndarray
+        (len(output_dates), B, rows, cols) float32.
+    """
+    values = np.asarray(values)
+    invalid = np.asarray(invalid, dtype=bool)
+    if values.ndim != 4:
+        raise ValueError(f"values must be shaped (dates, bands, rows, cols), got {values.shape}")
+    n_dates, n_bands, rows, cols = values.shape
+    if invalid.shape != (n_dates, rows, cols):
+        raise ValueError(f"invalid must be shaped {(n_dates, rows, cols)}, got {invalid.shape}")
+    if len(input_dates) != n_dates:
+        raise ValueError(f"{len(input_dates)} input dates for {n_dates} observations")
+    in_days = day_numbers(list(input_dates))
+    if np.any(np.diff(in_days) < 0):
+        raise ValueError("input dates must be chronological")
+    out_days = day_numbers(list(output_dates))
+    n_pixels = rows * cols
+    result = np.zeros((len(out_days), n_bands, rows, cols), dtype=np.float32)
+    if n_dates == 0 or n_pixels == 0:
+        return result
+
+    flat = values.reshape(n_dates, n_bands, n_pixels)
+    out_flat = result.reshape(len(out_days), n_bands, n_pixels)
+    valid = ~invalid.reshape(n_dates, n_pixels)
+    dates_index = np.arange(n_dates, dtype=np.int32)[:, np.newaxis]
+    # previous[t, p]: last valid index <= t (-1 if none); following[t, p]: first valid index >= t (T if none)
+    previous = np.maximum.accumulate(np.where(valid, dates_index, -1), axis=0)
+    following = np.minimum.accumulate(np.where(valid, dates_index, n_dates)[::-1], axis=0)[::-1]
+    pixel_days = in_days.astype(np.float64)
+    no_index = np.empty(n_pixels, dtype=np.int32)
+
+    for out_index, day in enumerate(out_days):
+        before = int(np.searchsorted(in_days, day, side="right")) - 1  # last input date <= day
+        after = int(np.searchsorted(in_days, day, side="left"))  # first input date >= day
+        if before >= 0:
+            prev_idx = previous[before]
+        else:
+            prev_idx = no_index
+            prev_idx.fill(-1)
+        next_idx = following[after] if after < n_dates else np.full(n_pixels, n_dates, dtype=np.int32)
+        has_prev = prev_idx >= 0
+        has_next = next_idx < n_dates
+        # hold the nearest valid value outside the valid range
+        prev_safe = np.where(has_prev, prev_idx, np.where(has_next, next_idx, 0))
+        next_safe = np.where(has_next, next_idx, prev_safe)
+        span = pixel_days[next_safe] - pixel_days[prev_safe]
+        weight = np.divide(day - pixel_days[prev_safe], span, out=np.zeros(n_pixels), where=span > 0)
+        low = _gather(flat, prev_safe, before)
+        target = out_flat[out_index]
+        np.subtract(_gather(flat, next_safe, after), low, out=target)
+        target *= weight.astype(np.float32)
+        target += low
+        empty = ~(has_prev | has_next)
+        if empty.any():
+            target[:, empty] = 0.0
+    return result
+
+
+def _gather(flat: np.ndarray, index: np.ndarray, usual: int) -> np.ndarray:
+    """``flat[index[p], :, p]`` for every pixel p, as a (bands, pixels) float32 array.
+
+    Most pixels take their value from the same date ``usual``: that slice is copied and only the
+    other pixels are gathered, which is several times faster than a full gather.
+    """
+    n_dates, _, n_pixels = flat.shape
+    if not 0 <= usual < n_dates:
+        return np.take_along_axis(flat, index[np.newaxis, np.newaxis, :], axis=0)[0].astype(np.float32, copy=False)
+    gathered = flat[usual].astype(np.float32, copy=True)
+    others = np.flatnonzero(index != usual)
+    if others.size:
+        gathered[:, others] = flat[index[others], :, others].T
+    return gathered
