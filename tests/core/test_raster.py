@@ -1,0 +1,88 @@
+"""Raster helpers: chunk windows, padding, atomic writes, checked opening."""
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from iota2.core.errors import ConfigError, InputDataError
+from iota2.core.raster import Grid, atomic_output, chunk_windows, open_raster, pad_window, write_raster
+
+GRID = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900000), 100, 37)
+
+
+def covered(windows, grid):
+    count = np.zeros((grid.height, grid.width), int)
+    for w in windows:
+        count[int(w.row_off):int(w.row_off + w.height), int(w.col_off):int(w.col_off + w.width)] += 1
+    return count
+
+
+@pytest.mark.parametrize("mode, kwargs, expected", [
+    ("split_number", {"number_of_chunks": 4}, 4),
+    ("split_number", {"number_of_chunks": 50}, 50),
+    ("user_fixed", {"chunk_size_x": 30, "chunk_size_y": 20}, 8),
+    ("auto", {"bytes_per_pixel": 1000, "memory_mb": 1}, 37 // 10 + 1),
+])
+def test_chunks_cover_the_grid_exactly_once(mode, kwargs, expected):
+    windows = chunk_windows(GRID, mode, **kwargs)
+    assert len(windows) == expected
+    assert np.all(covered(windows, GRID) == 1)
+
+
+def test_split_number_boundaries_as_iota2():
+    windows = chunk_windows(GRID, "split_number", number_of_chunks=4)
+    assert [int(w.row_off) for w in windows] == list(np.floor(np.linspace(0, 37, 5)).astype(int)[:-1])
+
+
+def test_auto_chunks_follow_the_memory_budget():
+    small = chunk_windows(GRID, "auto", bytes_per_pixel=4000, memory_mb=1)
+    large = chunk_windows(GRID, "auto", bytes_per_pixel=4000, memory_mb=4)
+    assert len(small) > len(large)
+    for w in small:
+        assert w.width * w.height * 4000 <= 1024 * 1024
+
+
+def test_too_many_chunks_is_a_config_error():
+    with pytest.raises(ConfigError, match="number_of_chunks"):
+        chunk_windows(GRID, "split_number", number_of_chunks=1000)
+    with pytest.raises(ConfigError, match="number_of_chunks must be set"):
+        chunk_windows(GRID, "split_number")
+
+
+def test_pad_window_and_crop_back():
+    padded, (rows, cols) = pad_window(Window(10, 0, 20, 10), 3, GRID)
+    assert (padded.col_off, padded.row_off, padded.width, padded.height) == (7, 0, 26, 13)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 10, 3, 23)
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.tif"
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"partial")
+            raise RuntimeError("killed")
+    assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_write_raster_round_trip_and_grid(tmp_path):
+    data = np.arange(GRID.width * GRID.height, dtype=np.uint16).reshape(GRID.height, GRID.width)
+    path = write_raster(tmp_path / "a.tif", data, GRID, nodata=0)
+    with rasterio.open(path) as src:
+        assert np.array_equal(src.read(1), data)
+        assert Grid.from_dataset(src) == GRID
+    assert Grid.from_dict(GRID.to_dict()) == GRID
+    assert GRID.window_grid(Window(10, 5, 20, 7)).bounds == (300100.0, 4899880.0, 300300.0, 4899950.0)
+
+
+def test_open_raster_errors(tmp_path):
+    with pytest.raises(InputDataError, match="does not exist"):
+        with open_raster(tmp_path / "missing.tif"):
+            pass
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"not a tiff at all")
+    with pytest.raises(InputDataError, match="bad.tif"):
+        with open_raster(bad):
+            pass
