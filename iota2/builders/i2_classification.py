@@ -90,6 +90,14 @@ class I2Classification(Builder):
         if self.config["external_features"].get("functions"):
             raise ConfigError("external_features.functions: external features are not available in this version; "
                               "remove the section")
+        unsupported = [("sensors_data_interpolation", "write_outputs"), ("iota2_feature_extraction", "rel_refl"),
+                       ("iota2_feature_extraction", "acor_feat")]
+        for section, key in unsupported:
+            if self.config[section].get(key):
+                raise ConfigError(f"{section}.{key}: not available in this version; set it to False")
+        if self.config["builders"].get("builders_paths"):
+            raise ConfigError("builders.builders_paths: builders are plugins found through the 'iota2' entry-point "
+                              "group; package your builder (see docs/plugins.md) and remove builders_paths")
         train["sample_selection"] = validate_sample_selection(train["sample_selection"])
         learning.build_estimator(self.config, 0)  # unknown learner or keyword: fail before any task
 

@@ -34,6 +34,9 @@ def write_truth(frame, path):
     ({"chain": {"data_field": "CODE"}}, "no field 'CODE'"),
     ({"chain": {"s2_path": "/nonexistent/s2"}}, "/nonexistent/s2"),
     ({"chain": {"first_step": "writing"}}, "chain.first_step = 'writing'"),
+    ({"sensors_data_interpolation": {"write_outputs": True}}, "write_outputs: not available"),
+    ({"arg_train": {"deep_learning_parameters": {"dl_name": "MLPClassifier", "epochs": 200,
+                                                 "model_selection_criterion": "fscore"}}}, "deep learning"),
 ])
 def test_config_errors(tmp_path, make_config, capsys, sections, message):
     code, err = run(make_config(**sections), capsys)
