@@ -38,7 +38,7 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def select_builders(config: Config) -> list:
+def select_builders(config: Config, parallel_tasks: int = 1) -> list:
     """Instantiate the builders named in ``builders.builders_class_name``."""
     from iota2.core.plugins import builders
 
@@ -50,14 +50,14 @@ def select_builders(config: Config) -> list:
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"builders.builders_class_name: unknown builder {name!r}{hint} (installed: "
                               f"{', '.join(sorted(registry))}; 'iota2 plugins' lists them)")
-        selected.append(registry[name](config))
+        selected.append(registry[name](config, parallel_tasks))
     return selected
 
 
-def prepare_run(config: Config) -> list[tuple[object, Graph, list[str]]]:
+def prepare_run(config: Config, parallel_tasks: int = 1) -> list[tuple[object, Graph, list[str]]]:
     """Check inputs and build, for each builder, its graph restricted to the selected groups."""
     plans = []
-    for builder in select_builders(config):
+    for builder in select_builders(config, parallel_tasks):
         builder.check_inputs()
         graph = builder.build_graph()
         groups = graph.select_groups(config["chain"].get("first_step"), config["chain"].get("last_step"))
@@ -67,7 +67,7 @@ def prepare_run(config: Config) -> list[tuple[object, Graph, list[str]]]:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    plans = prepare_run(config)
+    plans = prepare_run(config, args.nb_parallel_tasks if args.scheduler_type != "debug" else 1)
     if args.only_summary:
         for builder, graph, groups in plans:
             print(f"Builder {type(builder).__name__}")

@@ -62,8 +62,8 @@ class I2Classification(Builder):
     groups = ["init", "sampling", "learning", "classification", "mosaic", "validation"]
     mandatory_keys = [("chain", "ground_truth"), ("chain", "data_field")]
 
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, config, parallel_tasks: int = 1):
+        super().__init__(config, parallel_tasks)
         self.tiles: list[str] = list(config["chain"]["list_tile"])
         self.sensor_classes = []
         self.grids: dict[str, Grid] = {}
@@ -140,7 +140,7 @@ class I2Classification(Builder):
         return chunk_windows(self.grids[tile], managing["chunk_size_mode"], managing["number_of_chunks"],
                              managing["chunk_size_x"], managing["chunk_size_y"],
                              bytes_per_pixel(self.config, tile, self.dates_by_sensor, self.sensor_classes),
-                             managing["memory_per_task_mb"])
+                             managing["memory_per_task_mb"], multiple_of=self.parallel_tasks)
 
     def build_graph(self) -> Graph:
         if not self.grids:

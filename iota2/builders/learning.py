@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -116,6 +117,14 @@ def train_model(config: dict, region: str, run: int, output_path: str) -> None:
 
 
 def load_model(path: Path) -> dict:
+    """Load a model file; kept in memory per process (keyed by path, size and modification time) so the
+    chunks a worker classifies do not each unpickle the same forest."""
+    stat = Path(path).stat()
+    return _load_model(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_model(path: str, size: int, mtime_ns: int) -> dict:
     with open(path, "rb") as handle:
         return pickle.load(handle)
 

@@ -31,7 +31,7 @@ from iota2.builders.sampling import (class_statistics_table, params_for_model, s
 from iota2.builders.tile_preparation import common_mask_path, validity_path
 from iota2.core.config import Config
 from iota2.core.errors import InputDataError
-from iota2.core.features import read_features
+from iota2.core.features import bytes_per_pixel, read_features
 from iota2.core.nomenclature import read_nomenclature
 from iota2.core.raster import Grid, atomic_output, chunk_windows
 
@@ -151,8 +151,6 @@ def extract_tile_samples(config: dict, tile: str, grid: dict, dates_by_sensor: d
         table = pd.read_parquet(selection_path(output_path, region, run), columns=["tile", "row", "col"])
         wanted.append(table[table["tile"] == tile][["row", "col"]])
     points = pd.concat(wanted, ignore_index=True).drop_duplicates().sort_values(["row", "col"]).reset_index(drop=True)
-    from iota2.core.features import bytes_per_pixel
-
     managing = config["python_data_managing"]
     windows = chunk_windows(grid, "auto", bytes_per_pixel=bytes_per_pixel(config, tile, dates_by_sensor),
                             memory_mb=managing["memory_per_task_mb"])
@@ -166,9 +164,10 @@ def extract_tile_samples(config: dict, tile: str, grid: dict, dates_by_sensor: d
             continue
         r, c = rows[inside], cols[inside]
         sub = Window(int(c.min()), int(r.min()), int(c.max() - c.min() + 1), int(r.max() - r.min() + 1))
-        block = read_features(config, tile, grid, sub, dates_by_sensor)
+        block = read_features(config, tile, grid, sub, dates_by_sensor,
+                              pixels=(r - int(sub.row_off), c - int(sub.col_off)))
         labels = block.labels
-        values = block.features[r - int(sub.row_off), c - int(sub.col_off)]
+        values = block.features[0]
         part = pd.DataFrame(values, columns=labels)
         part.insert(0, "col", c.astype(np.int32))
         part.insert(0, "row", r.astype(np.int32))

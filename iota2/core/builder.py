@@ -15,6 +15,8 @@ class Builder:
     ----------
     config
         The validated :class:`iota2.core.config.Config`.
+    parallel_tasks
+        Number of tasks the scheduler runs at once (``-nb_parallel_tasks``).
     """
 
     #: ordered names of the groups of steps
@@ -22,8 +24,10 @@ class Builder:
     #: (section, key) pairs that must be set for this builder
     mandatory_keys: list[tuple[str, str]] = []
 
-    def __init__(self, config):
+    def __init__(self, config, parallel_tasks: int = 1):
         self.config = config
+        #: tasks the scheduler runs at once; builders may use it to balance chunks
+        self.parallel_tasks = parallel_tasks
 
     def check_inputs(self) -> None:
         """Cheap checks of the inputs (headers, vector attributes) before any task runs."""

@@ -51,15 +51,20 @@ def enabled_sensors(config) -> list[type]:
 
 
 def read_features(config, tile: str, grid: Grid, window: Window, dates_by_sensor: dict[str, list[str]],
-                  sensor_classes: list[type] | None = None) -> FeatureBlock:
-    """Read ``window`` of ``tile`` from every enabled sensor and stack the features."""
+                  sensor_classes: list[type] | None = None,
+                  pixels: tuple[np.ndarray, np.ndarray] | None = None) -> FeatureBlock:
+    """Read ``window`` of ``tile`` from every enabled sensor and stack the features.
+
+    With ``pixels`` = (rows, cols) relative to the window, only those pixels are computed and the block
+    is an image of 1 row and ``len(rows)`` columns.
+    """
     sensor_classes = sensor_classes or enabled_sensors(config)
     blocks, labels, data = [], [], {}
     validity = None
     footprint = None
     for cls in sensor_classes:
         sensor = cls(config, tile)
-        sensor_data = sensor.read(grid, window, dates_by_sensor[cls.config_section])
+        sensor_data = sensor.read(grid, window, dates_by_sensor[cls.config_section], pixels=pixels)
         data[sensor_data.sensor] = sensor_data
         blocks.append(sensor_data.features)
         labels.extend(sensor_data.labels)

@@ -143,7 +143,7 @@ def write_raster(path: str | Path, array: np.ndarray, grid: Grid, nodata=None, c
 
 def chunk_windows(grid: Grid, mode: str = "auto", number_of_chunks: int | None = None,
                   chunk_size_x: int = 50, chunk_size_y: int = 50, bytes_per_pixel: int | None = None,
-                  memory_mb: int = 1024) -> list[Window]:
+                  memory_mb: int = 1024, multiple_of: int = 1) -> list[Window]:
     """Cut a grid into chunk windows.
 
     Parameters
@@ -152,7 +152,9 @@ def chunk_windows(grid: Grid, mode: str = "auto", number_of_chunks: int | None =
         ``"split_number"``: ``number_of_chunks`` horizontal stripes of full width (boundaries
         ``floor(linspace(0, height, n + 1))``; columns are split too when n exceeds the rows, as iota2);
         ``"user_fixed"``: ``chunk_size_x`` x ``chunk_size_y`` tiles from the origin;
-        ``"auto"``: full-width stripes as tall as ``memory_mb`` allows at ``bytes_per_pixel``.
+        ``"auto"``: full-width stripes as tall as ``memory_mb`` allows at ``bytes_per_pixel``, their
+        number rounded up to a multiple of ``multiple_of`` (the tasks run in parallel) so that no worker
+        idles in the last wave.
     """
     height, width = grid.height, grid.width
     if mode == "split_number":
@@ -180,6 +182,8 @@ def chunk_windows(grid: Grid, mode: str = "auto", number_of_chunks: int | None =
         rows = max(1, int(memory_mb * 1024 * 1024 // (per_pixel * width)))
         rows = min(rows, height)
         count = math.ceil(height / rows)
+        if multiple_of > 1 and count > 1:
+            count = min(height, math.ceil(count / multiple_of) * multiple_of)
         edges = np.floor(np.linspace(0, height, count + 1)).astype(int)
         return [Window(0, int(a), width, int(b - a)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
     raise ConfigError(f"python_data_managing.chunk_size_mode = {mode!r}; use 'auto', 'split_number' or 'user_fixed'")

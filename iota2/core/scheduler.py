@@ -203,7 +203,9 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
                 states[name] = "skipped"
                 if bar is not None:
                     bar.update(1)
-            for name in ready:
+            # submit no more tasks than can run: dask then places each on an idle worker at once, and
+            # tasks start in graph order (its own queues let a busy worker hold tasks an idle one could run)
+            for name in ready[:max(0, nb_parallel_tasks - len(running))]:
                 waiting.remove(name)
                 task = graph.tasks[name]
                 function = task.function if isinstance(task.function, str) else \

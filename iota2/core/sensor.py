@@ -111,8 +111,14 @@ class Sensor:
         """Estimated peak memory per pixel of :meth:`read`, used to size chunks."""
         raise NotImplementedError
 
-    def read(self, grid: Grid, window: Window, interpolation_dates: list[str]) -> SensorData:
-        """Read ``window`` of ``grid`` (the tile's reference grid) and compute the sensor's features."""
+    def read(self, grid: Grid, window: Window, interpolation_dates: list[str],
+             pixels: tuple[np.ndarray, np.ndarray] | None = None) -> SensorData:
+        """Read ``window`` of ``grid`` (the tile's reference grid) and compute the sensor's features.
+
+        With ``pixels`` = (rows, cols) inside the window, only those pixels are processed after reading
+        and every per-pixel array is shaped as an image of 1 row and ``len(rows)`` columns (used to
+        extract samples without computing the features of whole windows).
+        """
         raise NotImplementedError
 
     def read_masks(self, grid: Grid, window: Window) -> tuple[np.ndarray, np.ndarray]:

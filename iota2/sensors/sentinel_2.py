@@ -571,7 +571,8 @@ class Sentinel2Theia(Sensor):
                 validity += ~invalid
         return validity, footprint
 
-    def read(self, grid: Grid, window: Window, interpolation_dates: list[str]) -> SensorData:
+    def read(self, grid: Grid, window: Window, interpolation_dates: list[str],
+             pixels: tuple[np.ndarray, np.ndarray] | None = None) -> SensorData:
         """Read ``window`` of ``grid``, gap-fill it onto ``interpolation_dates`` and compute the features.
 
         Parameters
@@ -583,6 +584,9 @@ class Sentinel2Theia(Sensor):
         interpolation_dates
             Common temporal grid (:meth:`interpolation_dates`). Without gap-filling, dates this tile
             lacks are filled with nodata (and their indices are nodata).
+        pixels
+            Optional (rows, cols) inside the window: only these pixels are gap-filled and featured, and
+            the result is shaped as an image of 1 row and ``len(rows)`` columns.
 
         Returns
         -------
@@ -606,6 +610,12 @@ class Sentinel2Theia(Sensor):
                 seen = list(pool.map(read_date, range(len(products))))
         for edge_free in seen:
             footprint |= edge_free
+        if pixels is not None:
+            rows_at, cols_at = (np.asarray(index) for index in pixels)
+            raw = raw[:, :, rows_at, cols_at][:, :, np.newaxis, :]
+            masks = masks[:, rows_at, cols_at][:, np.newaxis, :]
+            footprint = footprint[rows_at, cols_at][np.newaxis, :]
+            rows, cols = 1, len(rows_at)
         input_dates = [product.date for product in products]
         validity = (len(products) - masks.sum(axis=0, dtype=np.int32)).astype(np.uint16)
         interpolation_dates = list(interpolation_dates)

@@ -86,3 +86,9 @@ def test_open_raster_errors(tmp_path):
     with pytest.raises(InputDataError, match="bad.tif"):
         with open_raster(bad):
             pass
+
+
+def test_auto_chunk_count_is_a_multiple_of_parallel_tasks():
+    windows = chunk_windows(GRID, "auto", bytes_per_pixel=1000, memory_mb=1, multiple_of=3)
+    assert len(windows) % 3 == 0 and len(windows) >= 4
+    assert np.all(covered(windows, GRID) == 1)

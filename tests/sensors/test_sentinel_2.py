@@ -360,3 +360,16 @@ def test_read_masks_equals_the_full_read(sensor):
     assert validity.dtype == np.uint16 and footprint.dtype == bool
     assert np.array_equal(validity, data.validity)
     assert np.array_equal(footprint, data.footprint)
+
+
+def test_read_at_pixels_equals_the_window_read(sensor):
+    grid = sensor.reference_grid()
+    window = Window(3, 4, 50, 40)
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 40, 300), rng.integers(0, 50, 300)
+    full = sensor.read(grid, window, sensor.input_dates())
+    points = sensor.read(grid, window, sensor.input_dates(), pixels=(rows, cols))
+    assert points.features.shape == (1, 300, full.features.shape[2])
+    np.testing.assert_array_equal(points.features[0], full.features[rows, cols])
+    np.testing.assert_array_equal(points.validity[0], full.validity[rows, cols])
+    assert points.labels == full.labels
