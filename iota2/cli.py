@@ -27,7 +27,8 @@ LOGGER = logging.getLogger("iota2")
 def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iota2", description="Run an iota2 workflow described by a YAML configuration file.",
-        epilog="Other commands: 'iota2 plugins', 'iota2 config-reference', 'iota2 demo'.")
+        epilog="Other commands: 'iota2 plugins', 'iota2 config-reference', 'iota2 demo', and those of plugins "
+               "(listed by 'iota2 plugins').")
     parser.add_argument("-config", required=True, help="YAML configuration file")
     parser.add_argument("-scheduler_type", default="localCluster", choices=SCHEDULER_TYPES,
                         help="debug (in process), localCluster (dask on this machine), Slurm or PBS")
@@ -163,6 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in COMMANDS:
             return COMMANDS[argv[0]](argv[1:])
+        if argv and not argv[0].startswith("-"):
+            from iota2.core.plugins import commands
+
+            registered = commands()
+            if argv[0] in registered:
+                return registered[argv[0]](argv[1:])
+            known = sorted(set(COMMANDS) | set(registered))
+            close = difflib.get_close_matches(argv[0], known, n=1)
+            raise ConfigError(f"unknown command {argv[0]!r}{f'; did you mean {close[0]!r}?' if close else ''} "
+                              f"(commands: {', '.join(known)}; or run a workflow with -config FILE)")
         return run(run_parser().parse_args(argv))
     except TaskFailedError as exc:
         print(f"iota2: error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ from iota2.builders.sampling import validate_sample_selection
 from iota2.core.builder import Builder
 from iota2.core.config import Config, require
 from iota2.core.errors import ConfigError, InputDataError
-from iota2.core.features import bytes_per_pixel, enabled_sensors
+from iota2.core.features import bytes_per_pixel, enabled_sensors, grid_sensor
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
 from iota2.core.raster import Grid, chunk_windows, write_raster
@@ -108,19 +108,22 @@ class I2Classification(Builder):
         chain = self.config["chain"]
         crs = CRS.from_user_input(chain["proj"]) if chain.get("proj") else None
         resolution = chain.get("spatial_resolution")
-        first = self.sensor_classes[0]
+        first = grid_sensor(self.sensor_classes)
+        for tile in self.tiles:
+            sensor = first(self.config, tile)
+            sensor.check_inputs()
+            grid = sensor.reference_grid(crs=crs, resolution=resolution)
+            if crs is None:
+                crs = grid.crs
+            self.grids[tile] = grid
         for cls in self.sensor_classes:
             dates_by_tile = {}
             for tile in self.tiles:
                 sensor = cls(self.config, tile)
-                sensor.check_inputs()
+                if cls is not first:
+                    sensor.check_inputs(grid=self.grids[tile])
                 dates_by_tile[tile] = sensor.input_dates()
             self.dates_by_sensor[cls.config_section] = cls.interpolation_dates(self.config, dates_by_tile)
-        for tile in self.tiles:
-            grid = first(self.config, tile).reference_grid(crs=crs, resolution=resolution)
-            if crs is None:
-                crs = grid.crs
-            self.grids[tile] = grid
         pieces = ground_truth.formatted_ground_truth(self.config, self.grids)
         self.labels = sorted(int(v) for v in pieces["label"].unique())
         self.regions = sorted(pieces["region"].unique().tolist(), key=lambda r: (len(r), r))

@@ -1,7 +1,7 @@
 """Features of a window of a tile across every enabled sensor.
 
 Sensors are stacked in iota2's order (Landsat 5 old, Landsat 8, Landsat 8 old, Sentinel-1,
-Sentinel-2 THEIA, Sentinel-2 Sen2Cor, Sentinel-2 L3A, user features); sensors unknown to that list
+Sentinel-2 THEIA, Sentinel-2 Sen2Cor, Sentinel-2 L3A, generic time-series stack, user features); sensors unknown to that list
 come after, by name. The :class:`FeatureBlock` keeps each sensor's data so feature functions can
 read interpolated bands, raw series and masks.
 """
@@ -17,7 +17,7 @@ from iota2.core.errors import ConfigError
 from iota2.core.raster import Grid
 
 SENSOR_ORDER = ["Landsat5_old", "Landsat8", "Landsat8_old", "Sentinel_1", "Sentinel_2", "Sentinel_2_S2C",
-                "Sentinel_2_L3A", "userFeat"]
+                "Sentinel_2_L3A", "timeseries_stack", "userFeat"]
 
 
 @dataclasses.dataclass
@@ -48,6 +48,17 @@ def enabled_sensors(config) -> list[type]:
         keys = ", ".join(f"chain.{cls.path_key}" for cls in registered.values())
         raise ConfigError(f"no sensor is enabled: set one of {keys} to the folder of your images")
     return enabled
+
+
+def grid_sensor(sensor_classes: list[type]) -> type:
+    """The sensor whose grid is the tiles' reference grid: among sensors that provide a grid, the one with
+    the finest native resolution (the first in stacking order on a tie)."""
+    candidates = [cls for cls in sensor_classes if getattr(cls, "provides_grid", True)]
+    if not candidates:
+        names = ", ".join(cls.config_section for cls in sensor_classes)
+        raise ConfigError(f"none of the enabled sensors ({names}) defines a tile grid; enable an optical sensor "
+                          "(e.g. chain.s2_path) or a time-series stack next to them")
+    return min(candidates, key=lambda cls: cls.native_resolution)
 
 
 def read_features(config, tile: str, grid: Grid, window: Window, dates_by_sensor: dict[str, list[str]],

@@ -69,3 +69,12 @@ def iota2_config_sections():
     Each section declares its keys with types, defaults and documentation; the core validates them
     like its own and writes them in the generated configuration reference.
     """
+
+
+@hookspec
+def iota2_register_commands():
+    """Return a dict ``{name: function}`` of extra command-line commands.
+
+    ``iota2 <name> args...`` calls ``function(args)`` with the remaining arguments as a list of strings;
+    it returns the exit code. Used e.g. by the Sentinel-1 sensor for ``iota2 s1-preprocess``.
+    """

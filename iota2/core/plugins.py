@@ -80,6 +80,11 @@ def classifiers() -> dict:
     return _merge_dicts("classifier", get_plugin_manager().hook.iota2_register_classifiers())
 
 
+def commands() -> dict:
+    """Return ``{name: function}`` of the command-line commands registered by plugins."""
+    return _merge_dicts("command", get_plugin_manager().hook.iota2_register_commands())
+
+
 def config_sections() -> list:
     """Return the configuration sections declared by plugins."""
     sections = []
@@ -101,7 +106,7 @@ def describe_plugins() -> list[dict]:
         provides = []
         for hook in ("iota2_register_sensors", "iota2_register_builders", "iota2_register_classifiers",
                      "iota2_register_feature_functions", "iota2_register_dl_models",
-                     "iota2_config_sections"):
+                     "iota2_register_commands", "iota2_config_sections"):
             impl = getattr(plugin, hook, None)
             if impl is None:
                 continue

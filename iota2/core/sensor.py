@@ -76,6 +76,9 @@ class Sensor:
     path_key: str = ""
     #: native pixel size in metres
     native_resolution: float = 10.0
+    #: whether the sensor has its own tile grid; sensors without one (Sentinel-1, user rasters) are read
+    #: onto the grid of another sensor
+    provides_grid: bool = True
 
     def __init__(self, config, tile: str):
         self.config = config
@@ -87,10 +90,11 @@ class Sensor:
         value = config["chain"].get(cls.path_key)
         return value not in (None, "", "None")
 
-    def check_inputs(self) -> None:
+    def check_inputs(self, grid: Grid | None = None) -> None:
         """Raise :class:`iota2.core.errors.InputDataError` if the tile's products are missing or inconsistent.
 
-        Must be cheap (file names and headers only): it runs before any heavy work.
+        Must be cheap (file names and headers only): it runs before any heavy work. ``grid`` is the tile's
+        reference grid when another sensor provides it (e.g. to check that Sentinel-1 images cover the tile).
         """
         raise NotImplementedError
 

@@ -421,7 +421,7 @@ class Sentinel2Theia(Sensor):
                                  "folder like SENTINEL2A_20180511-105804-037_L2A_T31TCJ_D_V1-7")
         return [by_date[date] for date in sorted(by_date)]
 
-    def check_inputs(self) -> None:
+    def check_inputs(self, grid: Grid | None = None) -> None:
         """Check the tile folder, product names, band and mask files, and the header of each product's B2."""
         crs = None
         for product in self.products:

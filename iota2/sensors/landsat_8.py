@@ -1,0 +1,1 @@
+"""Sensor module (registered through the iota2 entry-point group)."""
