@@ -28,6 +28,7 @@ Files are written in the THEIA layout read by :mod:`iota2.sensors.sentinel_2`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import geopandas as gpd
@@ -145,55 +146,94 @@ def _write(path: Path, array: np.ndarray, transform: Affine, crs: CRS, nodata=No
         dst.write(array, 1)
 
 
-def generate_dataset(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int = 200,
-                     dates: list[str] | dict[str, list[str]] | None = None, seed: int = 0,
-                     cloud_fraction: float = 0.15, crs: str = "EPSG:32631",
-                     origin: tuple[float, float] = (300000.0, 4900020.0), overlap: int = 0) -> dict:
-    """Write a synthetic THEIA Sentinel-2 dataset with its ground truth.
+@dataclasses.dataclass
+class Scene:
+    """A simulated area: the landscape and, per date, the 10 m top-of-canopy reflectances and masks.
 
-    Parameters
+    Attributes
     ----------
-    out_dir
-        Output folder; created if needed.
     tiles
-        Tile names; tile k is placed east of tile k-1 (same CRS, same rows).
+        Tile names; tile k is ``step`` pixels east of tile k-1.
     size
-        Tile width and height in 10 m pixels (even: 20 m bands are ``size / 2`` pixels).
-    dates
-        ``YYYYMMDD`` acquisition dates shared by all tiles, or ``{tile: dates}``; default
-        :data:`DEFAULT_DATES`.
-    seed
-        Seed of every random draw; the same seed writes the same files.
-    cloud_fraction
-        Average share of pixels flagged as cloud or shadow per date.
+        Tile width and height in 10 m pixels.
+    step
+        Columns between the first pixels of two neighbouring tiles.
     crs
-        CRS of every file.
-    origin
-        (x, y) of the upper-left corner of the first tile.
-    overlap
-        Pixels shared by two neighbouring tiles (even).
+        CRS of the area.
+    transform
+        10 m transform of the whole area.
+    dates_by_tile
+        Acquisition dates of each tile.
+    ground
+        Per date: (bands, rows, cols) float32 reflectance x10000 in :data:`BANDS` order, clouds,
+        shadows and saturated pixels included.
+    clm
+        Per date: THEIA cloud mask bits (uint8), 0 where clear.
+    saturated
+        Per date: bool, saturated pixels (the first three bands are at 15000).
+    edge
+        Per date: bool, pixels outside the acquisition (no data), or ``None`` when the date has none.
+    edge_date
+        The date with a no-data strip, or ``None``.
+    class_map
+        (rows, cols) uint8 true class of every pixel.
+    truth_codes, truth_geometries
+        The ground-truth polygons and their class labels.
+    """
+
+    tiles: list
+    size: int
+    step: int
+    crs: CRS
+    transform: Affine
+    dates_by_tile: dict
+    ground: dict
+    clm: dict
+    saturated: dict
+    edge: dict
+    edge_date: str | None
+    class_map: np.ndarray
+    truth_codes: list
+    truth_geometries: list
+
+    @property
+    def all_dates(self) -> list[str]:
+        return sorted(self.ground)
+
+    def tile_transform(self, tile_index: int, factor: int = 1) -> Affine:
+        """Transform of tile ``tile_index`` with pixels ``factor`` times coarser than 10 m."""
+        return self.transform @ Affine.translation(tile_index * self.step, 0) @ Affine.scale(float(factor))
+
+    def tile_columns(self, tile_index: int) -> slice:
+        """10 m columns of the area covered by tile ``tile_index``."""
+        col0 = tile_index * self.step
+        return slice(col0, col0 + self.size)
+
+
+def _check_size(size: int, overlap: int, factor: int = 2) -> None:
+    if size % factor or size < 16:
+        raise ValueError(f"size must be a multiple of {factor} and >= 16, got {size}")
+    if overlap % factor or not 0 <= overlap < size // 2:
+        raise ValueError(f"overlap must be a multiple of {factor} and smaller than size / 2, got {overlap}")
+
+
+def simulate(tiles=("T31TCJ", "T31TDJ"), size: int = 200, dates: list[str] | dict[str, list[str]] | None = None,
+             seed: int = 0, cloud_fraction: float = 0.15, crs: str = "EPSG:32631",
+             origin: tuple[float, float] = (300000.0, 4900020.0), overlap: int = 0) -> Scene:
+    """Simulate the landscape, the 10 m reflectances and masks of every date and the ground truth.
+
+    The parameters are those of :func:`generate_dataset`; nothing is written.
 
     Returns
     -------
-    dict
-        ``s2_path`` (product root), ``ground_truth`` (shapefile with integer field ``code``),
-        ``nomenclature`` (``name:label`` lines), ``color_table`` (``label R G B`` lines), ``tiles``,
-        ``class_map`` (GeoTIFF of the true class of every pixel of the whole area), ``dates``
-        (per tile) and ``classes`` (``{name: label}``).
+    Scene
     """
-    if size % 2 or size < 16:
-        raise ValueError(f"size must be an even number >= 16, got {size}")
-    if overlap % 2 or not 0 <= overlap < size // 2:
-        raise ValueError(f"overlap must be even and smaller than size / 2, got {overlap}")
     tiles = list(tiles)
     if dates is None:
         dates = list(DEFAULT_DATES)
     dates_by_tile = {tile: sorted(dates[tile]) for tile in tiles} if isinstance(dates, dict) else \
         {tile: sorted(str(date) for date in dates) for tile in tiles}
     all_dates = sorted({date for tile_dates in dates_by_tile.values() for date in tile_dates})
-    out_dir = Path(out_dir)
-    s2_root = out_dir / "s2"
-    s2_root.mkdir(parents=True, exist_ok=True)
     crs = CRS.from_user_input(crs)
     rng = np.random.default_rng(seed)
 
@@ -245,7 +285,7 @@ def generate_dataset(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int 
     rows20 = np.arange(height // 2)[:, np.newaxis]
     edge20 = (cols20 + 0.4 * rows20) < 0.12 * (width // 2)
     edge10 = np.repeat(np.repeat(edge20, 2, axis=0), 2, axis=1)
-    per_date = {}
+    grounds, clms, saturations, edges = {}, {}, {}, {}
     for date_index, date in enumerate(all_dates):
         ground = parcel_spectra[parcel_id, date_index].transpose(2, 0, 1) * texture  # (bands, rows, cols)
         ground += rng.normal(0.0, 1.0, ground.shape).astype(np.float32) * (20.0 + 0.02 * ground)
@@ -265,37 +305,11 @@ def generate_dataset(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int 
             clm[cloud] = _CLM_CLOUD
         saturated = rng.random((height, width)) < 2e-4
         ground[:3, saturated] = 15000.0
-        reflectance = np.clip(np.rint(ground), 1, 15000).astype(np.int16)
-        coarse = np.clip(np.rint(ground.reshape(len(BANDS), height // 2, 2, width // 2, 2).mean(axis=(2, 4))),
-                         1, 15000).astype(np.int16)
-        edge = np.zeros((height, width), dtype=np.uint8)
+        edge = None
         if date == edge_date:
-            edge[edge10] = 1
-            reflectance[:, edge10] = NODATA
-            coarse[:, edge20] = NODATA
+            edge = edge10
             clm[edge10] = 0
-        per_date[date] = (reflectance, coarse, clm, saturated.astype(np.uint8), edge)
-
-    # write the products of every tile
-    for tile_index, tile in enumerate(tiles):
-        col0 = tile_index * step
-        tile_transform = area_transform @ Affine.translation(col0, 0)
-        transform20 = tile_transform @ Affine.scale(2.0)
-        tile_folder = s2_root / tile
-        for date in dates_by_tile[tile]:
-            reflectance, coarse, clm, sat, edg = per_date[date]
-            name = product_name(tile, date)
-            folder = tile_folder / name
-            (folder / "MASKS").mkdir(parents=True, exist_ok=True)
-            for band_index, band in enumerate(BANDS):
-                if band in BANDS_10M:
-                    data, transform = reflectance[band_index, :, col0:col0 + size], tile_transform
-                else:
-                    data, transform = coarse[band_index, :, col0 // 2:(col0 + size) // 2], transform20
-                _write(folder / f"{name}_FRE_{band}.tif", np.ascontiguousarray(data), transform, crs, NODATA)
-            for mask_name, mask in (("CLM", clm), ("SAT", sat), ("EDG", edg)):
-                _write(folder / "MASKS" / f"{name}_{mask_name}_R1.tif",
-                       np.ascontiguousarray(mask[:, col0:col0 + size]), tile_transform, crs)
+        grounds[date], clms[date], saturations[date], edges[date] = ground, clm, saturated, edge
 
     # ground truth: about 60 % of the parcels of each class, shrunk by one pixel
     records, geometries = [], []
@@ -308,21 +322,124 @@ def generate_dataset(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int 
             geometries.append(box(x0 + (c0 + 1) * _PIXEL, y0 - (r1 - 1) * _PIXEL,
                                   x0 + (c1 - 1) * _PIXEL, y0 - (r0 + 1) * _PIXEL))
             records.append(label)
-    ground_truth = out_dir / "ground_truth.shp"
-    gpd.GeoDataFrame({"code": np.array(records, dtype=np.int32)}, geometry=geometries, crs=crs.to_wkt()) \
-        .to_file(ground_truth)
+    return Scene(tiles=tiles, size=size, step=step, crs=crs, transform=area_transform, dates_by_tile=dates_by_tile,
+                 ground=grounds, clm=clms, saturated=saturations, edge=edges, edge_date=edge_date,
+                 class_map=class_map, truth_codes=records, truth_geometries=geometries)
 
+
+def write_reference(out_dir: str | Path, scene: Scene) -> dict:
+    """Write the ground truth, nomenclature, colour table and true class map of ``scene``.
+
+    Returns
+    -------
+    dict
+        ``ground_truth``, ``nomenclature``, ``color_table``, ``tiles``, ``class_map``, ``dates`` and
+        ``classes`` as described in :func:`generate_dataset`.
+    """
+    out_dir = Path(out_dir)
+    ground_truth = out_dir / "ground_truth.shp"
+    gpd.GeoDataFrame({"code": np.array(scene.truth_codes, dtype=np.int32)}, geometry=scene.truth_geometries,
+                     crs=scene.crs.to_wkt()).to_file(ground_truth)
     nomenclature = out_dir / "nomenclature.txt"
     nomenclature.write_text("".join(f"{name}:{label}\n" for label, name, _ in CLASSES), encoding="utf-8")
     color_table = out_dir / "colors.txt"
     color_table.write_text("".join(f"{label} {r} {g} {b}\n" for label, _, (r, g, b) in CLASSES), encoding="utf-8")
     class_map_path = out_dir / "class_map.tif"
-    _write(class_map_path, class_map, area_transform, crs, 0)
+    _write(class_map_path, scene.class_map, scene.transform, scene.crs, 0)
+    return {"ground_truth": str(ground_truth.resolve()), "nomenclature": str(nomenclature.resolve()),
+            "color_table": str(color_table.resolve()), "tiles": scene.tiles, "class_map": str(class_map_path.resolve()),
+            "dates": scene.dates_by_tile, "classes": {name: label for label, name, _ in CLASSES}}
 
-    return {"s2_path": str(s2_root.resolve()), "ground_truth": str(ground_truth.resolve()),
-            "nomenclature": str(nomenclature.resolve()), "color_table": str(color_table.resolve()),
-            "tiles": tiles, "class_map": str(class_map_path.resolve()), "dates": dates_by_tile,
-            "classes": {name: label for label, name, _ in CLASSES}}
+
+def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of ``factor`` x ``factor`` blocks over the last two axes (whose sizes are multiples of ``factor``)."""
+    *lead, rows, cols = array.shape
+    return array.reshape(*lead, rows // factor, factor, cols // factor, factor).mean(axis=(-3, -1))
+
+
+def generate_dataset(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int = 200,
+                     dates: list[str] | dict[str, list[str]] | None = None, seed: int = 0,
+                     cloud_fraction: float = 0.15, crs: str = "EPSG:32631",
+                     origin: tuple[float, float] = (300000.0, 4900020.0), overlap: int = 0) -> dict:
+    """Write a synthetic THEIA Sentinel-2 dataset with its ground truth.
+
+    Parameters
+    ----------
+    out_dir
+        Output folder; created if needed.
+    tiles
+        Tile names; tile k is placed east of tile k-1 (same CRS, same rows).
+    size
+        Tile width and height in 10 m pixels (even: 20 m bands are ``size / 2`` pixels).
+    dates
+        ``YYYYMMDD`` acquisition dates shared by all tiles, or ``{tile: dates}``; default
+        :data:`DEFAULT_DATES`.
+    seed
+        Seed of every random draw; the same seed writes the same files.
+    cloud_fraction
+        Average share of pixels flagged as cloud or shadow per date.
+    crs
+        CRS of every file.
+    origin
+        (x, y) of the upper-left corner of the first tile.
+    overlap
+        Pixels shared by two neighbouring tiles (even).
+
+    Returns
+    -------
+    dict
+        ``s2_path`` (product root), ``ground_truth`` (shapefile with integer field ``code``),
+        ``nomenclature`` (``name:label`` lines), ``color_table`` (``label R G B`` lines), ``tiles``,
+        ``class_map`` (GeoTIFF of the true class of every pixel of the whole area), ``dates``
+        (per tile) and ``classes`` (``{name: label}``).
+    """
+    if size % 2 or size < 16:
+        raise ValueError(f"size must be an even number >= 16, got {size}")
+    if overlap % 2 or not 0 <= overlap < size // 2:
+        raise ValueError(f"overlap must be even and smaller than size / 2, got {overlap}")
+    out_dir = Path(out_dir)
+    s2_root = out_dir / "s2"
+    s2_root.mkdir(parents=True, exist_ok=True)
+    scene = simulate(tiles, size, dates, seed, cloud_fraction, crs, origin, overlap)
+    height = size
+    width = scene.class_map.shape[1]
+    edge10 = scene.edge[scene.edge_date] if scene.edge_date else np.zeros((height, width), dtype=bool)
+    edge20 = edge10[::2, ::2]
+    per_date = {}
+    for date in scene.all_dates:
+        ground = scene.ground[date]
+        reflectance = np.clip(np.rint(ground), 1, 15000).astype(np.int16)
+        coarse = np.clip(np.rint(ground.reshape(len(BANDS), height // 2, 2, width // 2, 2).mean(axis=(2, 4))),
+                         1, 15000).astype(np.int16)
+        edge = np.zeros((height, width), dtype=np.uint8)
+        if scene.edge[date] is not None:
+            edge[edge10] = 1
+            reflectance[:, edge10] = NODATA
+            coarse[:, edge20] = NODATA
+        per_date[date] = (reflectance, coarse, scene.clm[date], scene.saturated[date].astype(np.uint8), edge)
+
+    # write the products of every tile
+    for tile_index, tile in enumerate(scene.tiles):
+        col0 = tile_index * scene.step
+        tile_transform = scene.tile_transform(tile_index)
+        transform20 = scene.tile_transform(tile_index, 2)
+        tile_folder = s2_root / tile
+        for date in scene.dates_by_tile[tile]:
+            reflectance, coarse, clm, sat, edg = per_date[date]
+            name = product_name(tile, date)
+            folder = tile_folder / name
+            (folder / "MASKS").mkdir(parents=True, exist_ok=True)
+            for band_index, band in enumerate(BANDS):
+                if band in BANDS_10M:
+                    data, transform = reflectance[band_index, :, col0:col0 + size], tile_transform
+                else:
+                    data, transform = coarse[band_index, :, col0 // 2:(col0 + size) // 2], transform20
+                _write(folder / f"{name}_FRE_{band}.tif", np.ascontiguousarray(data), transform, scene.crs, NODATA)
+            for mask_name, mask in (("CLM", clm), ("SAT", sat), ("EDG", edg)):
+                _write(folder / "MASKS" / f"{name}_{mask_name}_R1.tif",
+                       np.ascontiguousarray(mask[:, col0:col0 + size]), tile_transform, scene.crs)
+
+    return {"s2_path": str(s2_root.resolve()), **write_reference(out_dir, scene)}
 
 
 def generate_demo(out_dir: str | Path, size: int = 300, runs: int = 2) -> dict:

@@ -1,1 +1,119 @@
-"""Sensor module (registered through the iota2 entry-point group)."""
+"""Sentinel-2 L2A products of ESA's Sen2Cor processor (``.SAFE`` folders, JPEG 2000 files).
+
+Layout read::
+
+    <s2_s2c_path>/<TILE>/S2A_MSIL2A_20180511T105031_N0206_R051_T31TCJ_20180511T140000.SAFE/
+        GRANULE/<granule>/IMG_DATA/R10m/*_B02_10m.jp2, *_B03_10m.jp2, *_B04_10m.jp2, *_B08_10m.jp2
+        GRANULE/<granule>/IMG_DATA/R20m/*_B05_20m.jp2, B06, B07, B8A, B11, B12, *_SCL_20m.jp2
+
+The acquisition date is the third ``_``-separated field of the product name, before its ``T``. The
+scene classification (``SCL``) flags invalid observations: 0 no data, 1 saturated or defective,
+3 cloud shadow, 8 and 9 cloud (medium and high probability), 10 thin cirrus; 0 is also outside the
+footprint. Reflectances are stored x10000 (the scale of THEIA's products) with nodata 0, replaced by
+-10000 when read. Bands are stacked B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12 (files ``B02``...), so
+labels are ``sentinel2s2c_b2_YYYYMMDD``... Files are read through GDAL's JPEG 2000 driver
+(``JP2OpenJPEG``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from iota2.core.hookspecs import hookimpl
+from iota2.sensors.optical import (INDEX_BANDS, NODATA, MaskSpec, OpticalProduct, OpticalSensor, _valid_date,
+                                   sensor_sections)
+
+#: stack order of the bands
+BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
+#: band token in the file names and resolution folder of each band
+BAND_FILES = {"B2": ("B02", 10), "B3": ("B03", 10), "B4": ("B04", 10), "B5": ("B05", 20), "B6": ("B06", 20),
+              "B7": ("B07", 20), "B8": ("B08", 10), "B8A": ("B8A", 20), "B11": ("B11", 20), "B12": ("B12", 20)}
+#: scene-classification classes flagging an invalid observation
+SCL_INVALID = (0, 1, 3, 8, 9, 10)
+#: nodata value of the Sen2Cor band files
+S2C_NODATA = 0
+
+
+def s2c_date(name: str) -> str | None:
+    """Acquisition date ``YYYYMMDD`` of a Sen2Cor product name, or ``None`` if it has none.
+
+    ``S2A_MSIL2A_20180511T105031_N0206_R051_T31TCJ_20180511T140000.SAFE`` -> ``"20180511"``.
+    """
+    fields = name.split("_")
+    if len(fields) < 3:
+        return None
+    return _valid_date(fields[2].split("T")[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class S2CProduct(OpticalProduct):
+    """One Sen2Cor ``.SAFE`` product; its files are found in ``GRANULE/*/IMG_DATA/R10m`` and ``R20m``."""
+
+    bands = BANDS
+    masks = ("SCL",)
+
+    @staticmethod
+    def parse_date(name: str) -> str | None:
+        """Acquisition date of a Sen2Cor product name."""
+        return s2c_date(name)
+
+    def _find(self, token: str, resolution: int) -> Path:
+        pattern = f"GRANULE/*/IMG_DATA/R{resolution}m/*_{token}_{resolution}m.jp2"
+        found = sorted(self.path.glob(pattern))
+        # a missing file is reported with its pattern, which names the folder and the band
+        return found[0] if found else self.path / pattern
+
+    def band_path(self, band: str) -> Path:
+        """Path of the JPEG 2000 file of ``band`` (``B2`` -> ``*_B02_10m.jp2``)."""
+        token, resolution = BAND_FILES[band]
+        return self._find(token, resolution)
+
+    def mask_path(self, mask: str) -> Path:
+        """Path of the 20 m scene classification (``mask`` is ``"SCL"``)."""
+        return self._find(mask, 20)
+
+
+class Sentinel2S2C(OpticalSensor):
+    """Sentinel-2 L2A products of Sen2Cor, one tile.
+
+    Parameters
+    ----------
+    config
+        The validated configuration (sections ``chain``, ``Sentinel_2_S2C``, ``sensors_data_interpolation``,
+        ``iota2_feature_extraction`` and ``arg_train`` are read).
+    tile
+        Tile name, e.g. ``"T31TCJ"``; its products are in ``<chain.s2_s2c_path>/<tile>/``.
+    """
+
+    name = "Sentinel2S2C"
+    label = "Sentinel-2 Sen2Cor"
+    config_section = "Sentinel_2_S2C"
+    path_key = "s2_s2c_path"
+    native_resolution = 10.0
+    product_glob = "S2*_MSIL2A_*"
+    product_regex = r"S2[A-Z]?_MSIL2A_\d{8}T\d{6}_.+"
+    product_example = "S2A_MSIL2A_20180511T105031_N0206_R051_T31TCJ_20180511T140000.SAFE"
+    product_class = S2CProduct
+    bands = BANDS
+    reference_band = "B2"
+    source_nodata = S2C_NODATA
+    nodata = NODATA
+    mask_specs = (MaskSpec("SCL", invalid=SCL_INVALID, footprint=True, outside=(0,), fill=0),)
+    index_bands = INDEX_BANDS
+    read_threads = 4  # JPEG 2000 decoding is slow and releases the GIL
+
+
+@hookimpl
+def iota2_register_sensors():
+    """Register the Sen2Cor Sentinel-2 sensor."""
+    return [Sentinel2S2C]
+
+
+@hookimpl
+def iota2_config_sections():
+    """Declare the ``Sentinel_2_S2C`` section and the ``chain`` keys of Sen2Cor products."""
+    return sensor_sections(
+        Sentinel2S2C, "Sentinel-2 L2A products of Sen2Cor (.SAFE folders).",
+        "Folder holding one sub-folder per tile of Sen2Cor L2A products (S2*_MSIL2A_*.SAFE); enables the Sen2Cor "
+        "Sentinel-2 sensor.")

@@ -1,0 +1,907 @@
+"""Shared machinery of the optical sensors (THEIA Sentinel-2 L2A and L3A, Sen2Cor, Landsat 8).
+
+An optical sensor is a set of products per tile, one per date, each holding one file per band (at
+one or two resolutions) and one or more mask files. A subclass of :class:`OpticalSensor` describes
+its layout with class attributes:
+
+* :attr:`OpticalSensor.product_glob` / :attr:`OpticalSensor.product_regex`: product folders of a tile;
+* :attr:`OpticalSensor.product_class`: an :class:`OpticalProduct` subclass that names the band and
+  mask files of a product and parses its date;
+* :attr:`OpticalSensor.bands`, :attr:`OpticalSensor.reference_band`, :attr:`OpticalSensor.source_nodata`;
+* :attr:`OpticalSensor.mask_specs`: how each mask file flags invalid observations and the footprint;
+* :attr:`OpticalSensor.index_bands`: the (low, high) bands of the normalised indices.
+
+Everything else is shared: product discovery and checks, the reference grid, the temporal grid,
+window reading onto the reference grid, gap-filling, spectral indices and labels.
+
+Reading is done window by window on the tile's reference grid, so memory is bounded by the window:
+when a file is in the grid's CRS and aligned with it (same pixel lattice, file resolution an integer
+multiple of the grid's), the matching window is read directly (bilinear up-sampling of coarser bands,
+nearest for masks); otherwise the file is warped onto the window's grid with a
+:class:`rasterio.vrt.WarpedVRT`. Both give identical values on aligned data, except next to nodata
+pixels, where both interpolate over the valid neighbours only but weigh them slightly differently.
+Reflectances are kept in the products' scale (x10000); the products' nodata value is replaced by
+:data:`NODATA` (-10000) so that every sensor shares one nodata value.
+"""
+
+from __future__ import annotations
+
+import ast
+import concurrent.futures
+import dataclasses
+import logging
+import math
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import rasterio
+import rasterio.transform
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform
+from rasterio.windows import Window
+
+from iota2.core import config as config_module
+from iota2.core.config import Param, Section
+from iota2.core.errors import ConfigError, InputDataError
+from iota2.core.raster import Grid, open_raster, read_checked
+from iota2.core.sensor import Sensor, SensorData
+from iota2.core.timeseries import date_grid, gapfill_linear, parse_date
+
+LOGGER = logging.getLogger(__name__)
+
+#: nodata value of the reflectances once read (whatever the product's own nodata value)
+NODATA = -10000
+#: value given to THEIA masks outside a file's footprint when warping (any non-zero value means invalid)
+MASK_FILL = 255
+#: spectral indices of Sentinel-2 and the (low, high) bands of the normalised ones: (high - low) / (high + low)
+INDEX_BANDS = {"NDVI": ("B4", "B8"), "NDWI": ("B8", "B11"), "BRIGHTNESS": ()}
+#: denominators smaller than this in absolute value give an index of 0
+INDEX_EPSILON = 1e-5
+
+_TOLERANCE = 1e-6
+
+
+def theia_date(name: str) -> str | None:
+    """Acquisition date ``YYYYMMDD`` of a THEIA product name, or ``None`` if the name has none.
+
+    The date is the second ``_``-separated field, before its first ``-``:
+    ``SENTINEL2A_20180511-105804-037_L2A_T31TCJ_D_V1-7`` -> ``"20180511"``.
+    """
+    fields = name.split("_")
+    if len(fields) < 2:
+        return None
+    return _valid_date(fields[1].split("-")[0])
+
+
+def _valid_date(date: str) -> str | None:
+    try:
+        parse_date(date)
+    except ValueError:
+        return None
+    return date
+
+
+def _option(config, section: str, key: str, default):
+    """Value of ``section.key`` in ``config``, or ``default`` when the section or key is absent."""
+    if section not in config:
+        return default
+    return config[section].get(key, default)
+
+
+# ----------------------------------------------------------------------------------------------------
+# products
+# ----------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class MaskSpec:
+    """How one mask file of a product is read.
+
+    Attributes
+    ----------
+    name
+        Mask key given to :meth:`OpticalProduct.mask_path`, e.g. ``"CLM"`` or ``"SCL"``.
+    invalid
+        Values flagging an invalid observation; ``None``: any non-zero value.
+    footprint
+        Whether the mask also tells where the product has data.
+    outside
+        For a footprint mask, the values meaning "no data"; ``None``: any non-zero value.
+    fill
+        Value given to pixels outside the file when warping (must be both invalid and outside).
+    """
+
+    name: str
+    invalid: tuple[int, ...] | None = None
+    footprint: bool = False
+    outside: tuple[int, ...] | None = None
+    fill: int = MASK_FILL
+
+    def flags(self, values: np.ndarray) -> np.ndarray:
+        """True where ``values`` flag an invalid observation."""
+        return values != 0 if self.invalid is None else np.isin(values, self.invalid)
+
+    def has_data(self, values: np.ndarray) -> np.ndarray:
+        """True where ``values`` say the product has data (footprint masks only)."""
+        return values == 0 if self.outside is None else ~np.isin(values, self.outside)
+
+
+@dataclasses.dataclass(frozen=True)
+class OpticalProduct:
+    """One product (one date) of a tile. Subclasses name the band and mask files.
+
+    Attributes
+    ----------
+    path
+        The product folder.
+    date
+        Acquisition date ``YYYYMMDD``.
+    """
+
+    path: Path
+    date: str
+
+    #: band names in stack order
+    bands: ClassVar[tuple[str, ...]] = ()
+    #: mask keys
+    masks: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @staticmethod
+    def parse_date(name: str) -> str | None:
+        """Acquisition date of a product folder name, or ``None`` if it has none."""
+        return theia_date(name)
+
+    def band_path(self, band: str) -> Path:
+        """Path of the file of ``band``."""
+        raise NotImplementedError
+
+    def mask_path(self, mask: str) -> Path:
+        """Path of the mask file ``mask``."""
+        raise NotImplementedError
+
+    def files(self) -> list[Path]:
+        """Every band and mask file the product must contain."""
+        return [self.band_path(band) for band in self.bands] + [self.mask_path(mask) for mask in self.masks]
+
+
+@dataclasses.dataclass(frozen=True)
+class TheiaProduct(OpticalProduct):
+    """A THEIA product: ``<name>_<band_prefix>_<band>.tif`` and ``MASKS/<name>_<mask>_<mask_suffix>.tif``."""
+
+    #: reflectance kind of the band files (``FRE`` flat reflectance, ``FRC`` L3A composite)
+    band_prefix: ClassVar[str] = "FRE"
+    #: resolution group of the masks (``R1`` 10 m, ``XS`` Landsat)
+    mask_suffix: ClassVar[str] = "R1"
+
+    def band_path(self, band: str) -> Path:
+        """Path of the ``<band_prefix>`` reflectance file of ``band``."""
+        return self.path / f"{self.name}_{self.band_prefix}_{band}.tif"
+
+    def mask_path(self, mask: str) -> Path:
+        """Path of the mask ``mask`` in the product's ``MASKS`` folder."""
+        return self.path / "MASKS" / f"{self.name}_{mask}_{self.mask_suffix}.tif"
+
+
+# ----------------------------------------------------------------------------------------------------
+# features
+# ----------------------------------------------------------------------------------------------------
+
+_ALLOWED_FUNCTIONS = {"sqrt": np.sqrt, "abs": np.abs, "exp": np.exp, "log": np.log, "log10": np.log10,
+                      "min": np.minimum, "max": np.maximum, "sin": np.sin, "cos": np.cos, "tan": np.tan}
+_ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Load, ast.Constant,
+                  ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
+
+
+def _compile_expression(expression: str, band_names: list[str], section: str = "Sentinel_2"):
+    """Check a band-math expression (``b1`` ... ``bN``, + - * / ^, a few functions) and compile it."""
+    n_bands = len(band_names)
+    text = expression.strip().replace("^", "**")
+    where = f"{section}.additional_features"
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise ConfigError(f"{where}: cannot parse the expression {expression!r} ({exc.msg}); write e.g. "
+                          "'(b7-b3)/(b7+b3)*1000'") from exc
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ConfigError(f"{where}: {type(node).__name__} is not allowed in {expression!r}; use b1..b{n_bands}, "
+                              f"numbers, + - * / ^ and {', '.join(sorted(_ALLOWED_FUNCTIONS))}")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name)
+                                               and node.func.id in _ALLOWED_FUNCTIONS):
+            raise ConfigError(f"{where}: unknown function in {expression!r}; use one of "
+                              f"{', '.join(sorted(_ALLOWED_FUNCTIONS))}")
+        if isinstance(node, ast.Name) and node.id not in _ALLOWED_FUNCTIONS:
+            match = re.fullmatch(r"b(\d+)", node.id)
+            if not match or not 1 <= int(match.group(1)) <= n_bands:
+                raise ConfigError(f"{where}: unknown name '{node.id}' in {expression!r}; bands are b1..b{n_bands} "
+                                  f"({', '.join(band_names)} in this order)")
+    return compile(tree, "<additional_features>", "eval")
+
+
+def compute_features(interpolated: np.ndarray, band_names: list[str], dates: list[str], *,
+                     sensor: str = "Sentinel2", copy_input: bool = True,
+                     indices: list[str] | tuple[str, ...] = ("NDVI", "NDWI", "Brightness"),
+                     keep_bands: list[str] | None = None, additional_features: list[str] | tuple[str, ...] = (),
+                     nodata: float = NODATA, index_bands: dict | None = None,
+                     section: str = "Sentinel_2") -> tuple[np.ndarray, list[str]]:
+    """Feature stack of a gap-filled time series (iota2's ``iota2FeatureExtraction``).
+
+    The stack holds, in this order: (if ``copy_input``) the reflectances date-major (date 1: B2..B12,
+    date 2: ...), then for each name of ``indices`` that index for every date, then each additional
+    band-math expression for every date.
+
+    * NDVI = (NIR - red) / (NIR + red) x 1000 (Sentinel-2: B8 and B4);
+    * NDWI = (SWIR - NIR) / (SWIR + NIR) x 1000 -- iota2's order (SWIR first), the opposite sign of Gao's
+      NDWI (Sentinel-2: B11 and B8);
+    * Brightness = sqrt(sum of the squares of the date's kept bands), unscaled.
+
+    An index is 0 where the absolute value of its denominator is below 1e-5, and ``nodata`` where any
+    kept band of the date equals ``nodata``. Additional expressions use ``b1`` ... ``bN`` for the date's
+    bands in stack order (all bands, not only the kept ones) and are truncated towards zero, as iota2
+    stores them as int16: scale them in the expression.
+
+    Parameters
+    ----------
+    interpolated
+        (dates, bands, rows, cols) values.
+    band_names
+        Band names of axis 1, e.g. a sensor's ``bands``.
+    dates
+        ``YYYYMMDD`` dates of axis 0.
+    sensor
+        Label prefix (lower-cased in labels).
+    copy_input
+        Keep the reflectances in the stack.
+    indices
+        Index names among NDVI, NDWI, Brightness (case-insensitive).
+    keep_bands
+        Bands kept for the reflectances and the brightness; ``None`` keeps all.
+    additional_features
+        Band-math expressions evaluated per date.
+    nodata
+        Nodata value of the reflectances.
+    index_bands
+        ``{"NDVI": (red, NIR), "NDWI": (NIR, SWIR), "BRIGHTNESS": ()}``: the (low, high) bands of the
+        normalised indices; default :data:`INDEX_BANDS` (Sentinel-2).
+    section
+        Configuration section named in error messages.
+
+    Returns
+    -------
+    features : numpy.ndarray
+        (rows, cols, n_features) float32, C-contiguous.
+    labels : list of str
+        Lower-case labels, e.g. ``sentinel2_b2_20180511``, ``sentinel2_ndvi_20180511``,
+        ``sentinel2_user_features_1_20180511``.
+    """
+    n_dates, n_bands, rows, cols = interpolated.shape
+    band_names = list(band_names)
+    index_bands = INDEX_BANDS if index_bands is None else index_bands
+    if keep_bands is None:
+        kept = list(range(n_bands))
+    else:
+        unknown = [band for band in keep_bands if band not in band_names]
+        if unknown:
+            raise ConfigError(f"{section}.keep_bands: unknown band(s) {', '.join(map(str, unknown))}; "
+                              f"use bands among {', '.join(band_names)}")
+        kept = sorted({band_names.index(band) for band in keep_bands})
+    kept_names = [band_names[index] for index in kept]
+    requested = []
+    for name in indices:
+        key = str(name).upper()
+        if key not in index_bands:
+            raise ConfigError(f"arg_train.features: unknown feature {name!r}; use any of NDVI, NDWI, Brightness "
+                              "(or [] for none)")
+        missing = [band for band in index_bands[key] if band not in kept_names]
+        if missing:
+            raise ConfigError(f"{section}.keep_bands must contain {', '.join(missing)} to compute {name} "
+                              f"(arg_train.features); add it or remove {name} from arg_train.features")
+        requested.append(key)
+    expressions = [expression for expression in additional_features if expression.strip()]
+    compiled = [_compile_expression(expression, band_names, section) for expression in expressions]
+
+    prefix = sensor.lower()
+    dates = list(dates)
+    n_features = (n_dates * len(kept) if copy_input else 0) + n_dates * (len(requested) + len(compiled))
+    features = np.empty((rows, cols, n_features), dtype=np.float32)
+    pixels = features.reshape(rows * cols, n_features)  # a view: (pixels, features)
+    labels: list[str] = []
+    offset = 0
+    if copy_input:
+        block = n_dates * len(kept)
+        if kept == list(range(n_bands)):
+            pixels[:, offset:offset + block] = interpolated.reshape(block, rows * cols).T
+        else:
+            pixels[:, offset:offset + block] = interpolated[:, kept].reshape(block, rows * cols).T
+        labels += [f"{prefix}_{band.lower()}_{date}" for date in dates for band in kept_names]
+        offset += block
+    if requested:
+        no_data = np.zeros((n_dates, rows, cols), dtype=bool)
+        for band in kept:
+            no_data |= np.abs(interpolated[:, band] - nodata) < 0.1
+        index = np.empty((n_dates, rows, cols), dtype=np.float32)
+        for key in requested:
+            if key == "BRIGHTNESS":
+                index.fill(0.0)
+                for band in kept:
+                    index += np.square(interpolated[:, band], dtype=np.float32)
+                np.sqrt(index, out=index)
+            else:
+                # NDVI: (NIR - red) / (NIR + red); NDWI in iota2's order: (SWIR - NIR) / (SWIR + NIR)
+                low_band, high_band = index_bands[key]
+                high = interpolated[:, band_names.index(high_band)]
+                low = interpolated[:, band_names.index(low_band)]
+                denominator = np.add(high, low, dtype=np.float32)
+                np.subtract(high, low, out=index, dtype=np.float32)
+                small = np.abs(denominator) < INDEX_EPSILON
+                denominator[small] = 1.0
+                index /= denominator
+                index *= 1000.0
+                index[small] = 0.0
+            index[no_data] = nodata
+            pixels[:, offset:offset + n_dates] = index.reshape(n_dates, rows * cols).T
+            labels += [f"{prefix}_{key.lower()}_{date}" for date in dates]
+            offset += n_dates
+    if compiled:
+        namespace = {f"b{band + 1}": interpolated[:, band].astype(np.float32) for band in range(n_bands)}
+        for number, code in enumerate(compiled, start=1):
+            with np.errstate(all="ignore"):
+                value = eval(code, {"__builtins__": {}, **_ALLOWED_FUNCTIONS}, namespace)  # noqa: S307 - checked AST
+            value = np.broadcast_to(np.asarray(value, dtype=np.float32), (n_dates, rows, cols))
+            value = np.trunc(np.nan_to_num(value, nan=0.0, posinf=32767.0, neginf=-32768.0))
+            pixels[:, offset:offset + n_dates] = value.reshape(n_dates, rows * cols).T
+            labels += [f"{prefix}_user_features_{number}_{date}" for date in dates]
+            offset += n_dates
+    return features, labels
+
+
+# ----------------------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------------------
+
+def _is_integer(value: float) -> bool:
+    return abs(value - round(value)) <= _TOLERANCE
+
+
+def aligned_window(dataset, grid: Grid) -> Window | None:
+    """The window of ``dataset`` covering ``grid`` if they share CRS and pixel lattice, else ``None``.
+
+    Aligned means: same CRS, both north-up, the dataset's pixel size an integer multiple (>= 1) of the
+    grid's, the grid's origin on a node of the grid-resolution lattice anchored at the dataset's
+    origin, and the grid inside the dataset. The window has fractional offsets when the dataset is
+    coarser than the grid (e.g. a 20 m band read onto a 10 m grid).
+    """
+    src, dst = dataset.transform, grid.transform
+    if src.b or src.d or dst.b or dst.d or src.a <= 0 or dst.a <= 0 or src.e >= 0 or dst.e >= 0:
+        return None
+    x_factor, y_factor = src.a / dst.a, src.e / dst.e
+    if not (_is_integer(x_factor) and _is_integer(y_factor)) or round(x_factor) < 1 or round(y_factor) < 1:
+        return None
+    col, row = (dst.c - src.c) / dst.a, (dst.f - src.f) / dst.e
+    if not (_is_integer(col) and _is_integer(row)):
+        return None
+    x_factor, y_factor = round(x_factor), round(y_factor)
+    col_off, row_off = round(col) / x_factor, round(row) / y_factor
+    width, height = grid.width / x_factor, grid.height / y_factor
+    if (col_off < 0 or row_off < 0 or col_off + width > dataset.width + _TOLERANCE
+            or row_off + height > dataset.height + _TOLERANCE):
+        return None
+    if dataset.crs != grid.crs:
+        return None
+    return Window(col_off, row_off, width, height)
+
+
+def read_onto_grid(path: str | Path, grid: Grid, resampling: Resampling, fill: float,
+                   source_nodata: float | None = None, force_warp: bool = False) -> np.ndarray:
+    """Read band 1 of a raster resampled onto ``grid``.
+
+    Parameters
+    ----------
+    path
+        Raster file.
+    grid
+        Target grid (typically a window of a tile's reference grid).
+    resampling
+        Resampling used when the file's resolution differs from the grid's.
+    fill
+        Value of grid pixels outside the file.
+    source_nodata
+        Nodata value of the file used when warping if the file declares none.
+    force_warp
+        Always warp with a :class:`~rasterio.vrt.WarpedVRT` (used to check the direct path).
+
+    Returns
+    -------
+    numpy.ndarray
+        (grid.height, grid.width) array in the file's data type.
+
+    Raises
+    ------
+    InputDataError
+        If the file is missing, unreadable or corrupt (the message names it).
+    """
+    shape = (grid.height, grid.width)
+    with open_raster(path) as src:
+        window = None if force_warp else aligned_window(src, grid)
+        if window is not None:
+            if window.width == grid.width and window.height == grid.height:
+                return read_checked(src, 1, window=window)
+            return read_checked(src, 1, window=window, out_shape=shape, resampling=resampling)
+        nodata = src.nodata if src.nodata is not None else source_nodata
+        try:
+            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                           resampling=resampling, src_nodata=nodata, nodata=fill) as vrt:
+                return vrt.read(1)
+        except rasterio.errors.RasterioError as exc:
+            raise InputDataError(f"raster '{path}' is corrupt or cannot be warped onto the tile grid ({exc}); "
+                                 "replace it with a valid georeferenced GeoTIFF") from exc
+
+
+# ----------------------------------------------------------------------------------------------------
+# the sensor
+# ----------------------------------------------------------------------------------------------------
+
+def _same_grid(first: Grid, second: Grid, pixel: float) -> bool:
+    """Whether two grids have the same CRS and bounds, within a thousandth of ``pixel``."""
+    if first.crs != second.crs:
+        return False
+    return all(abs(a - b) <= 1e-3 * pixel for a, b in zip(first.bounds, second.bounds))
+
+
+class OpticalSensor(Sensor):
+    """Base class of the optical sensors: one product per date, per-band files and mask files.
+
+    Subclasses set the class attributes below; they usually need no method.
+
+    Parameters
+    ----------
+    config
+        The validated configuration (sections ``chain``, the sensor's own section,
+        ``sensors_data_interpolation``, ``iota2_feature_extraction`` and ``arg_train`` are read).
+    tile
+        Tile name, e.g. ``"T31TCJ"``; its products are in ``<chain.<path_key>>/<tile>/``.
+    """
+
+    #: human-readable name used in messages, e.g. "Sentinel-2 THEIA"
+    label: ClassVar[str] = ""
+    #: glob of the product folders inside a tile folder
+    product_glob: ClassVar[str] = ""
+    #: regular expression a product folder name must match (full match)
+    product_regex: ClassVar[str] = ""
+    #: an example product name, for messages
+    product_example: ClassVar[str] = ""
+    #: class of the products (names the files, parses the date)
+    product_class: ClassVar[type[OpticalProduct]] = OpticalProduct
+    #: band names in stack order (also the label names, lower-cased)
+    bands: ClassVar[tuple[str, ...]] = ()
+    #: band whose file defines the reference grid (one of the finest bands)
+    reference_band: ClassVar[str] = ""
+    #: nodata value of the band files
+    source_nodata: ClassVar[float] = NODATA
+    #: nodata value of the reflectances once read
+    nodata: ClassVar[float] = NODATA
+    #: how the mask files are read
+    mask_specs: ClassVar[tuple[MaskSpec, ...]] = ()
+    #: (low, high) bands of the normalised indices; "BRIGHTNESS" uses every kept band
+    index_bands: ClassVar[dict[str, tuple[str, ...]]] = INDEX_BANDS
+    #: default temporal resolution (days) of the configuration section
+    default_temporal_resolution: ClassVar[int] = 10
+    #: threads reading the products of a window in parallel; 1 (sequential) is the fastest on small
+    #: uncompressed files, more helps with large or compressed ones (GDAL releases the GIL while decoding)
+    read_threads = 1
+
+    # -- products -------------------------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        """The product root ``chain.<path_key>``."""
+        value = self.config["chain"].get(self.path_key)
+        if value in (None, "", "None"):
+            raise ConfigError(f"chain.{self.path_key} is not set: give the folder holding one sub-folder of "
+                              f"{self.label} products per tile")
+        return Path(value)
+
+    @property
+    def tile_folder(self) -> Path:
+        """The folder of the tile's products."""
+        return self.root / self.tile
+
+    @classmethod
+    def layout(cls) -> str:
+        """Description of the expected product folders, for messages."""
+        return f"{cls.label} product ({cls.product_glob})"
+
+    @classmethod
+    def _matches(cls, name: str) -> bool:
+        return re.fullmatch(cls.product_regex, name) is not None
+
+    def _unknown_layout_message(self, folder: Path) -> str:
+        entries = sorted(path.name for path in folder.iterdir())
+        message = (f"no {self.layout()} in {folder}; each product must be a folder like {self.product_example}")
+        if not entries:
+            return message + " (the folder is empty)"
+        others = [other for other in _optical_sensor_classes() if other is not self.__class__ and other.product_regex]
+        for other in others:
+            found = [name for name in entries if other._matches(name)]
+            if found:
+                return (message + f"; '{found[0]}' is a {other.label} product: set chain.{other.path_key} to "
+                        f"'{self.root}' instead of chain.{self.path_key}")
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        expected = "; ".join(f"{other.label}: {other.product_example}" for other in [self.__class__] + others)
+        return message + f"; found only: {shown} (known layouts: {expected})"
+
+    @cached_property
+    def products(self) -> list[OpticalProduct]:
+        """The tile's products, one per date, chronological (names only; nothing is opened)."""
+        folder = self.tile_folder
+        if not folder.is_dir():
+            raise InputDataError(f"{self.label} tile folder '{folder}' does not exist; check chain.{self.path_key} "
+                                 f"('{self.root}') and chain.list_tile")
+        by_date: dict[str, OpticalProduct] = {}
+        for path in sorted(folder.glob(self.product_glob)):
+            if not path.is_dir():
+                continue
+            date = self.product_class.parse_date(path.name)
+            if date is None:
+                LOGGER.warning("ignoring '%s': no YYYYMMDD date in its name", path)
+                continue
+            if date in by_date:
+                LOGGER.warning("tile %s: products '%s' and '%s' have the same date %s; keeping the first",
+                               self.tile, by_date[date].name, path.name, date)
+                continue
+            by_date[date] = self.product_class(path, date)
+        if not by_date:
+            raise InputDataError(self._unknown_layout_message(folder))
+        return [by_date[date] for date in sorted(by_date)]
+
+    def _missing_file_message(self, product: OpticalProduct, path: Path) -> str:
+        bands = ", ".join(self.bands)
+        masks = ", ".join(self.product_class.masks)
+        return (f"{self.label} product '{product.path}' lacks the file '{path}'; every product needs the band files "
+                f"{bands} and the masks {masks}")
+
+    def check_inputs(self, grid: Grid | None = None) -> None:
+        """Check the tile folder, the product names, the band and mask files and the grids of the bands.
+
+        Only file names and headers are read. Within a product every band must cover the extent of the
+        reference band; products in the CRS of the first product must have the grids of the first
+        product (band by band); products in another CRS are warped (a warning is logged).
+        """
+        first: dict[str, Grid] = {}
+        for product in self.products:
+            for path in product.files():
+                if not path.is_file():
+                    raise InputDataError(self._missing_file_message(product, path))
+            grids = {}
+            for band in self.bands:
+                path = product.band_path(band)
+                with open_raster(path) as src:
+                    if src.crs is None:
+                        raise InputDataError(f"raster '{path}' has no CRS; {self.label} products are "
+                                             "georeferenced, re-download it")
+                    grids[band] = Grid.from_dataset(src)
+            reference = grids[self.reference_band]
+            pixel = reference.resolution[0]
+            for band, band_grid in grids.items():
+                if not _same_grid(reference, band_grid, pixel):
+                    raise InputDataError(
+                        f"{self.label} product '{product.path}': '{product.band_path(band)}' does not cover the "
+                        f"same area as its {self.reference_band} (bounds {band_grid.bounds} in {band_grid.crs} "
+                        f"instead of {reference.bounds} in {reference.crs}); the product is damaged")
+            if not first:
+                first = grids
+                continue
+            if reference.crs != first[self.reference_band].crs:
+                LOGGER.warning("tile %s: '%s' is in %s, not in %s like the first product; it will be warped",
+                               self.tile, product.name, reference.crs, first[self.reference_band].crs)
+                continue
+            for band, band_grid in grids.items():
+                if band_grid != first[band]:
+                    raise InputDataError(
+                        f"{self.label} product '{product.path}': '{product.band_path(band)}' has a different grid "
+                        f"({band_grid.width}x{band_grid.height} pixels of {band_grid.resolution[0]:g} m at "
+                        f"{band_grid.transform.c:g}, {band_grid.transform.f:g}) than in the other products of tile "
+                        f"{self.tile} ({first[band].width}x{first[band].height} pixels of "
+                        f"{first[band].resolution[0]:g} m at {first[band].transform.c:g}, "
+                        f"{first[band].transform.f:g}); remove the product or fix the tile")
+
+    def input_dates(self) -> list[str]:
+        """Acquisition dates ``YYYYMMDD`` of the tile, chronological and unique."""
+        return [product.date for product in self.products]
+
+    # -- grids ----------------------------------------------------------------------------------------
+
+    def reference_grid(self, crs=None, resolution=None) -> Grid:
+        """The grid of the reference band of the first product, optionally in ``crs`` and at ``resolution``.
+
+        When the CRS or the resolution changes, the extent is computed with
+        :func:`rasterio.warp.calculate_default_transform` and then snapped outwards to multiples of
+        the pixel size (like ``gdalwarp -tap``), so that the grids of neighbouring tiles share one
+        pixel lattice and mosaic without resampling.
+
+        Parameters
+        ----------
+        crs
+            Target CRS (anything :meth:`rasterio.crs.CRS.from_user_input` accepts); default: the data's.
+        resolution
+            Target pixel size (number or ``(x, y)``); default: the data's.
+        """
+        with open_raster(self.products[0].band_path(self.reference_band)) as src:
+            native = Grid.from_dataset(src)
+            target_crs = CRS.from_user_input(crs) if crs not in (None, "") else src.crs
+            if resolution in (None, "", []):
+                resolution = None
+            elif isinstance(resolution, (int, float)):
+                resolution = (float(resolution), float(resolution))
+            else:
+                resolution = tuple(float(value) for value in resolution)
+            if target_crs == src.crs and resolution in (None, native.resolution):
+                return native
+            x_size, y_size = resolution or native.resolution
+            transform, width, height = calculate_default_transform(
+                src.crs, target_crs, src.width, src.height, *src.bounds, resolution=(x_size, y_size))
+        left, top = transform.c, transform.f
+        right, bottom = left + width * x_size, top - height * y_size
+        left, right = math.floor(left / x_size + 1e-9) * x_size, math.ceil(right / x_size - 1e-9) * x_size
+        bottom, top = math.floor(bottom / y_size + 1e-9) * y_size, math.ceil(top / y_size - 1e-9) * y_size
+        return Grid(target_crs, rasterio.transform.from_origin(left, top, x_size, y_size),
+                    int(round((right - left) / x_size)), int(round((top - bottom) / y_size)))
+
+    @classmethod
+    def interpolation_dates(cls, config, dates_by_tile: dict[str, list[str]]) -> list[str]:
+        """The common temporal grid of all tiles.
+
+        * ``sensors_data_interpolation.use_gapfilling`` False: the sorted union of the input dates;
+        * ``sensors_data_interpolation.auto_date`` True: from the earliest date of all tiles to the
+          latest date of all tiles every ``<section>.temporal_resolution`` days (iota2's rule);
+        * otherwise from ``<section>.start_date`` to ``<section>.end_date``.
+        """
+        all_dates = sorted({date for dates in dates_by_tile.values() for date in dates})
+        if not _option(config, "sensors_data_interpolation", "use_gapfilling", True):
+            return all_dates
+        step = int(_option(config, cls.config_section, "temporal_resolution", cls.default_temporal_resolution))
+        if step <= 0:
+            raise ConfigError(f"{cls.config_section}.temporal_resolution = {step} must be > 0 (days)")
+        if _option(config, "sensors_data_interpolation", "auto_date", True):
+            if not all_dates:
+                raise InputDataError(f"no {cls.label} date found in any tile; check chain.{cls.path_key} and "
+                                     "chain.list_tile")
+            return date_grid(all_dates[0], all_dates[-1], step)
+        bounds = []
+        for key in ("start_date", "end_date"):
+            value = _option(config, cls.config_section, key, "")
+            where = f"{cls.config_section}.{key}"
+            if value in (None, ""):
+                raise ConfigError(f"{where} must be set (YYYYMMDD) when sensors_data_interpolation.auto_date is "
+                                  "False, or set auto_date to True")
+            try:
+                parse_date(value)
+            except ValueError as exc:
+                raise ConfigError(f"{where} = {value!r} is not a valid date written YYYYMMDD") from exc
+            bounds.append(str(value))
+        if bounds[1] < bounds[0]:
+            raise ConfigError(f"{cls.config_section}.start_date = {bounds[0]} is after "
+                              f"{cls.config_section}.end_date = {bounds[1]}")
+        return date_grid(bounds[0], bounds[1], step)
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def bytes_per_pixel(self, n_interpolation_dates: int) -> int:
+        """Estimated peak memory per pixel of :meth:`read`, in bytes, with a 25 % margin.
+
+        Counts the raw stack, the masks, the gap-filling indexes, the interpolated stack, the features
+        and the temporaries of the indices.
+        """
+        n_input = len(self.products)
+        n_bands = len(self.bands)
+        per_input_date = n_bands * 4 + 3 + 8  # raw float32, masks + invalid flags, gap-filling previous/next indexes
+        n_features = n_bands + 3 + len(self._additional_expressions())
+        per_output_date = n_bands * 4 + n_features * 4 + 3 * 4  # interpolated, features, index temporaries
+        return int(math.ceil(1.25 * (n_input * per_input_date + n_interpolation_dates * per_output_date + 256)))
+
+    def _additional_expressions(self) -> list[str]:
+        if not _option(self.config, "sensors_data_interpolation", "use_additional_features", False):
+            return []
+        text = _option(self.config, self.config_section, "additional_features", "") or ""
+        return [expression.strip() for expression in str(text).split(",") if expression.strip()]
+
+    def _read_masks(self, product: OpticalProduct, grid: Grid) -> tuple[np.ndarray, np.ndarray | None]:
+        """Invalid observations (bool) and data footprint (bool, or ``None`` without footprint mask)."""
+        invalid = np.zeros((grid.height, grid.width), dtype=bool)
+        has_data = None
+        for spec in self.mask_specs:
+            values = read_onto_grid(product.mask_path(spec.name), grid, Resampling.nearest, spec.fill)
+            invalid |= spec.flags(values)
+            if spec.footprint:
+                inside = spec.has_data(values)
+                has_data = inside if has_data is None else has_data & inside
+        return invalid, has_data
+
+    def _read_product(self, product: OpticalProduct, grid: Grid, raw: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+        """Read one product onto ``grid`` into ``raw`` (bands, rows, cols) and ``invalid`` (rows, cols).
+
+        Returns where the product has data (its footprint mask, or where no band is nodata).
+        """
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            for band_index, band in enumerate(self.bands):
+                values = read_onto_grid(product.band_path(band), grid, Resampling.bilinear, self.nodata,
+                                        source_nodata=self.source_nodata)
+                raw[band_index] = values
+                if self.source_nodata != self.nodata:
+                    raw[band_index][values == self.source_nodata] = self.nodata
+            no_data = np.any(raw == self.nodata, axis=0)
+            flags, has_data = self._read_masks(product, grid)
+        invalid[:] = flags | no_data
+        return ~no_data if has_data is None else has_data
+
+    def read_masks(self, grid: Grid, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Clear observations (uint16) and footprint (bool) of a window from the mask files only."""
+        if not any(spec.footprint for spec in self.mask_specs):
+            return super().read_masks(grid, window)
+        window_grid = grid.window_grid(window)
+        validity = np.zeros((window_grid.height, window_grid.width), dtype=np.uint16)
+        footprint = np.zeros(validity.shape, dtype=bool)
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            for product in self.products:
+                invalid, has_data = self._read_masks(product, window_grid)
+                footprint |= has_data
+                validity += ~invalid
+        return validity, footprint
+
+    def read(self, grid: Grid, window: Window, interpolation_dates: list[str],
+             pixels: tuple[np.ndarray, np.ndarray] | None = None) -> SensorData:
+        """Read ``window`` of ``grid``, gap-fill it onto ``interpolation_dates`` and compute the features.
+
+        Parameters
+        ----------
+        grid
+            The tile's reference grid (:meth:`reference_grid`).
+        window
+            Window of ``grid`` to read.
+        interpolation_dates
+            Common temporal grid (:meth:`interpolation_dates`). Without gap-filling, dates this tile
+            lacks are filled with nodata (and their indices are nodata).
+        pixels
+            Optional (rows, cols) inside the window: only these pixels are gap-filled and featured, and
+            the result is shaped as an image of 1 row and ``len(rows)`` columns.
+
+        Returns
+        -------
+        SensorData
+        """
+        products = self.products
+        bands = list(self.bands)
+        window_grid = grid.window_grid(window)
+        rows, cols = window_grid.height, window_grid.width
+        raw = np.empty((len(products), len(bands), rows, cols), dtype=np.float32)
+        masks = np.zeros((len(products), rows, cols), dtype=np.uint8)
+        footprint = np.zeros((rows, cols), dtype=bool)
+
+        def read_date(date_index: int) -> np.ndarray:
+            return self._read_product(products[date_index], window_grid, raw[date_index], masks[date_index])
+
+        workers = max(1, min(self.read_threads, len(products)))
+        if workers == 1:
+            seen = [read_date(index) for index in range(len(products))]
+        else:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                seen = list(pool.map(read_date, range(len(products))))
+        for has_data in seen:
+            footprint |= has_data
+        if pixels is not None:
+            rows_at, cols_at = (np.asarray(index) for index in pixels)
+            raw = raw[:, :, rows_at, cols_at][:, :, np.newaxis, :]
+            masks = masks[:, rows_at, cols_at][:, np.newaxis, :]
+            footprint = footprint[rows_at, cols_at][np.newaxis, :]
+            rows, cols = 1, len(rows_at)
+        input_dates = [product.date for product in products]
+        validity = (len(products) - masks.sum(axis=0, dtype=np.int32)).astype(np.uint16)
+        interpolation_dates = list(interpolation_dates)
+        if _option(self.config, "sensors_data_interpolation", "use_gapfilling", True):
+            interpolated = gapfill_linear(raw, masks.astype(bool), input_dates, interpolation_dates)
+        else:
+            position = {date: index for index, date in enumerate(input_dates)}
+            interpolated = np.full((len(interpolation_dates), len(bands), rows, cols), self.nodata,
+                                   dtype=np.float32)
+            for out_index, date in enumerate(interpolation_dates):
+                if date in position:
+                    interpolated[out_index] = raw[position[date]]
+        keep_bands = None
+        if _option(self.config, "iota2_feature_extraction", "extract_bands", False):
+            keep_bands = list(_option(self.config, self.config_section, "keep_bands", bands))
+        features, labels = compute_features(
+            interpolated, bands, interpolation_dates, sensor=self.name,
+            copy_input=_option(self.config, "iota2_feature_extraction", "copy_input", True),
+            indices=list(_option(self.config, "arg_train", "features", ["NDVI", "NDWI", "Brightness"]) or []),
+            keep_bands=keep_bands, additional_features=self._additional_expressions(), nodata=self.nodata,
+            index_bands=self.index_bands, section=self.config_section)
+        return SensorData(sensor=self.name, band_names=bands, input_dates=input_dates, raw=raw, masks=masks,
+                          interpolation_dates=interpolation_dates, interpolated=interpolated, features=features,
+                          labels=labels, validity=validity, footprint=footprint)
+
+
+def _optical_sensor_classes() -> list[type[OpticalSensor]]:
+    """Every optical sensor class: the registered sensors and the subclasses of :class:`OpticalSensor`."""
+    from iota2.core.plugins import sensors
+
+    try:
+        registered = [cls for cls in sensors().values() if isinstance(cls, type) and issubclass(cls, OpticalSensor)]
+    except Exception:  # noqa: BLE001 - messages must not fail because of a broken plugin
+        registered = []
+    found, queue = [], registered + list(OpticalSensor.__subclasses__())
+    while queue:
+        cls = queue.pop(0)
+        queue.extend(cls.__subclasses__())
+        if cls.product_regex and cls not in found:
+            found.append(cls)
+    return found
+
+
+# ----------------------------------------------------------------------------------------------------
+# configuration
+# ----------------------------------------------------------------------------------------------------
+
+def sensor_sections(sensor: type[OpticalSensor], section_doc: str, path_doc: str) -> list[Section]:
+    """The configuration section of an optical sensor and its ``chain`` keys.
+
+    Parameters
+    ----------
+    sensor
+        The sensor class (its ``config_section``, ``path_key``, ``bands``, ``index_bands`` and
+        ``default_temporal_resolution`` are used).
+    section_doc
+        Description of the sensor's section.
+    path_doc
+        Description of ``chain.<path_key>``.
+
+    Returns
+    -------
+    list of Section
+        The sensor's section and a ``chain`` section with ``<path_key>`` and its ``_output_path`` twin.
+    """
+    yyyymmdd = config_module._yyyymmdd
+    bands = list(sensor.bands)
+    needed = sorted({band for roles in sensor.index_bands.values() for band in roles}, key=bands.index)
+    numbered = ", ".join(f"b{index + 1}={band}" for index, band in enumerate(bands))
+
+    def check_bands(value):
+        unknown = [band for band in value or [] if band not in bands]
+        if unknown:
+            return f"contains unknown band(s) {', '.join(map(str, unknown))}; use bands among {', '.join(bands)}"
+        return None
+
+    output_key = sensor.path_key[:-len("_path")] + "_output_path"
+    return [
+        Section(sensor.config_section, {
+            "temporal_resolution": Param("int", sensor.default_temporal_resolution,
+                                         "Days between two dates of the interpolation grid.",
+                                         check=lambda value: None if value > 0 else "must be > 0 (days)"),
+            "start_date": Param("str", "", "First date (YYYYMMDD) of the interpolation grid; only used when "
+                                "sensors_data_interpolation.auto_date is False.", check=yyyymmdd),
+            "end_date": Param("str", "", "Last date (YYYYMMDD) of the interpolation grid, included if on the grid; "
+                              "only used when sensors_data_interpolation.auto_date is False.", check=yyyymmdd),
+            "keep_bands": Param("list", bands, "Bands kept in the features when "
+                                f"iota2_feature_extraction.extract_bands is True ({', '.join(needed)} are needed by "
+                                "the indices).", check=check_bands),
+            "additional_features": Param("str", "", "Comma-separated band-math expressions computed per date when "
+                                         "sensors_data_interpolation.use_additional_features is True; "
+                                         f"b1..b{len(bands)} are the date's bands ({numbered}), e.g. "
+                                         "'(b2-b1)/(b2+b1)*1000'. Results are truncated to integers."),
+            "write_reproject_resampled_input_dates_stack": Param(
+                "bool", True, "Write the per-date resampled stacks next to the inputs (accepted for compatibility; "
+                "features are computed in memory per chunk)."),
+        }, section_doc),
+        Section("chain", {
+            sensor.path_key: Param("str", None, path_doc),
+            output_key: Param("str", None, f"Folder for {sensor.label} intermediate files; default: next to the "
+                              "inputs."),
+        }),
+    ]
