@@ -8,6 +8,7 @@ demo data set and run the classification chain on it).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import difflib
 import logging
 import shutil
@@ -19,7 +20,7 @@ from iota2.core.config import Config, load_config, reference_markdown
 from iota2.core.errors import ConfigError, Iota2Error, TaskFailedError
 from iota2.core.graph import Graph
 from iota2.core.raster import atomic_output
-from iota2.core.scheduler import SCHEDULER_TYPES, execute
+from iota2.core.scheduler import SCHEDULER_TYPES, execute, make_cluster
 
 LOGGER = logging.getLogger("iota2")
 
@@ -68,7 +69,18 @@ def prepare_run(config: Config, parallel_tasks: int = 1) -> list[tuple[object, G
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    plans = prepare_run(config, args.nb_parallel_tasks if args.scheduler_type != "debug" else 1)
+    starting = None
+    if not args.only_summary and args.scheduler_type != "debug":
+        # start the dask workers while the inputs are checked and the graph is built
+        starting = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(
+            make_cluster, args.scheduler_type, args.nb_parallel_tasks, config)
+    try:
+        plans = prepare_run(config, args.nb_parallel_tasks if args.scheduler_type != "debug" else 1)
+    except BaseException:
+        if starting is not None:
+            starting.result().close()
+        raise
+    cluster = starting.result() if starting is not None else None
     if args.only_summary:
         for builder, graph, groups in plans:
             print(f"Builder {type(builder).__name__}")
@@ -96,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
             states = execute(selected, output, args.scheduler_type, args.nb_parallel_tasks, restart=args.restart,
                              allowed_retry=config["task_retry_limits"]["allowed_retry"],
                              log_level=config["chain"]["log_file_level"], config=config,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, cluster=cluster)
+            cluster = None  # closed by execute; a second builder starts its own
         finally:
             logging.getLogger().removeHandler(log_file)
             log_file.close()

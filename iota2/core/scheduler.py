@@ -138,7 +138,7 @@ def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_r
         from distributed import LocalCluster
 
         return LocalCluster(n_workers=nb_parallel_tasks, threads_per_worker=1, processes=True,
-                            memory_limit=0, dashboard_address=None,
+                            memory_limit=0, dashboard_address=None, preload=["iota2.core.worker_preload"],
                             env={THREADS_ENV: str(max(1, (os.cpu_count() or 1) // nb_parallel_tasks))})
     if scheduler_type in ("Slurm", "PBS"):
         import dask_jobqueue
@@ -164,8 +164,11 @@ def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_r
 
 def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug", nb_parallel_tasks: int = 1,
             restart: bool = False, allowed_retry: int = 0, log_level: str = "INFO", config=None,
-            progress: bool = True) -> dict[str, str]:
+            progress: bool = True, cluster=None) -> dict[str, str]:
     """Run every task of ``graph`` and return ``{task: "done" | "failed" | "skipped"}``.
+
+    ``cluster`` is a dask cluster started beforehand (see :func:`make_cluster`; the CLI starts it while it
+    checks the inputs); it is closed at the end. Without it, one is made from ``scheduler_type``.
 
     Raises
     ------
@@ -182,7 +185,8 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
     if nb_parallel_tasks < 1:
         raise ConfigError("-nb_parallel_tasks must be >= 1")
     threads = max(1, (os.cpu_count() or 1) // nb_parallel_tasks)
-    cluster = make_cluster(scheduler_type, nb_parallel_tasks, config)
+    if cluster is None:
+        cluster = make_cluster(scheduler_type, nb_parallel_tasks, config)
     executor = _DebugExecutor(allowed_retry) if cluster is None else _DaskExecutor(cluster, allowed_retry)
     bar = None
     if progress and to_run:
