@@ -173,3 +173,35 @@ def _gather(flat: np.ndarray, index: np.ndarray, usual: int) -> np.ndarray:
     if others.size:
         gathered[:, others] = flat[index[others], :, others].T
     return gathered
+
+
+def interpolation_grid(all_dates: list[str], section: str, step: int, auto_date: bool, start_date, end_date,
+                       what: str = "date", where: str = "") -> list[str]:
+    """The interpolation dates of a sensor from the acquisition dates of all its tiles.
+
+    With ``auto_date`` from the earliest to the latest acquisition every ``step`` days (iota2's rule);
+    otherwise from ``start_date`` to ``end_date`` (``<section>.start_date`` / ``end_date``, YYYYMMDD).
+    Errors name the keys; ``what`` and ``where`` describe the data in the "no date" message.
+    """
+    from iota2.core.errors import ConfigError, InputDataError
+
+    if step <= 0:
+        raise ConfigError(f"{section}.temporal_resolution = {step} must be > 0 (days)")
+    if auto_date:
+        if not all_dates:
+            raise InputDataError(f"no {what} found in any tile{'; check ' + where if where else ''}")
+        return date_grid(all_dates[0], all_dates[-1], step)
+    bounds = []
+    for key, value in (("start_date", start_date), ("end_date", end_date)):
+        if value in (None, ""):
+            raise ConfigError(f"{section}.{key} must be set (YYYYMMDD) when sensors_data_interpolation.auto_date is "
+                              "False, or set auto_date to True")
+        try:
+            parse_date(value)
+        except ValueError as exc:
+            raise ConfigError(f"{section}.{key} = {value!r} is not a valid date written YYYYMMDD") from exc
+        bounds.append(str(value))
+    if bounds[1] < bounds[0]:
+        raise ConfigError(f"{section}.start_date = {bounds[0]} is after {section}.end_date = {bounds[1]}")
+    return date_grid(bounds[0], bounds[1], step)
+

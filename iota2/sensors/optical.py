@@ -50,7 +50,7 @@ from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.raster import Grid, open_raster, read_checked
 from iota2.core.sensor import Sensor, SensorData
-from iota2.core.timeseries import date_grid, gapfill_linear, parse_date
+from iota2.core.timeseries import gapfill_linear, interpolation_grid, parse_date
 
 LOGGER = logging.getLogger(__name__)
 
@@ -667,30 +667,13 @@ class OpticalSensor(Sensor):
         all_dates = sorted({date for dates in dates_by_tile.values() for date in dates})
         if not _option(config, "sensors_data_interpolation", "use_gapfilling", True):
             return all_dates
-        step = int(_option(config, cls.config_section, "temporal_resolution", cls.default_temporal_resolution))
-        if step <= 0:
-            raise ConfigError(f"{cls.config_section}.temporal_resolution = {step} must be > 0 (days)")
-        if _option(config, "sensors_data_interpolation", "auto_date", True):
-            if not all_dates:
-                raise InputDataError(f"no {cls.label} date found in any tile; check chain.{cls.path_key} and "
-                                     "chain.list_tile")
-            return date_grid(all_dates[0], all_dates[-1], step)
-        bounds = []
-        for key in ("start_date", "end_date"):
-            value = _option(config, cls.config_section, key, "")
-            where = f"{cls.config_section}.{key}"
-            if value in (None, ""):
-                raise ConfigError(f"{where} must be set (YYYYMMDD) when sensors_data_interpolation.auto_date is "
-                                  "False, or set auto_date to True")
-            try:
-                parse_date(value)
-            except ValueError as exc:
-                raise ConfigError(f"{where} = {value!r} is not a valid date written YYYYMMDD") from exc
-            bounds.append(str(value))
-        if bounds[1] < bounds[0]:
-            raise ConfigError(f"{cls.config_section}.start_date = {bounds[0]} is after "
-                              f"{cls.config_section}.end_date = {bounds[1]}")
-        return date_grid(bounds[0], bounds[1], step)
+        section = cls.config_section
+        return interpolation_grid(
+            all_dates, section,
+            int(_option(config, section, "temporal_resolution", cls.default_temporal_resolution)),
+            _option(config, "sensors_data_interpolation", "auto_date", True),
+            _option(config, section, "start_date", ""), _option(config, section, "end_date", ""),
+            what=f"{cls.label} date", where=f"chain.{cls.path_key} and chain.list_tile")
 
     # -- reading --------------------------------------------------------------------------------------
 

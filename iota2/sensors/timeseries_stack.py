@@ -40,7 +40,7 @@ from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
 from iota2.core.raster import Grid, open_raster, read_checked
 from iota2.core.sensor import Sensor, SensorData
-from iota2.core.timeseries import date_grid, gapfill_linear, parse_date
+from iota2.core.timeseries import gapfill_linear, interpolation_grid
 from iota2.sensors import sentinel_2 as _s2
 from iota2.sensors.sentinel_2 import compute_features, read_onto_grid
 
@@ -313,28 +313,10 @@ class TimeSeriesStack(Sensor):
         all_dates = sorted({date for dates in dates_by_tile.values() for date in dates})
         if not _option(config, "sensors_data_interpolation", "use_gapfilling", True):
             return all_dates
-        step = int(settings["temporal_resolution"] or 10)
-        section = cls.config_section
-        if step <= 0:
-            raise ConfigError(f"{section}.temporal_resolution = {step} must be > 0 (days)")
-        if _option(config, "sensors_data_interpolation", "auto_date", True):
-            if not all_dates:
-                raise InputDataError(f"no date found in any tile; check chain.{cls.path_key} and chain.list_tile")
-            return date_grid(all_dates[0], all_dates[-1], step)
-        bounds = []
-        for key in ("start_date", "end_date"):
-            value = settings[key]
-            if value in (None, ""):
-                raise ConfigError(f"{section}.{key} must be set (YYYYMMDD) when sensors_data_interpolation.auto_date "
-                                  "is False, or set auto_date to True")
-            try:
-                parse_date(value)
-            except ValueError as exc:
-                raise ConfigError(f"{section}.{key} = {value!r} is not a valid date written YYYYMMDD") from exc
-            bounds.append(str(value))
-        if bounds[1] < bounds[0]:
-            raise ConfigError(f"{section}.start_date = {bounds[0]} is after {section}.end_date = {bounds[1]}")
-        return date_grid(bounds[0], bounds[1], step)
+        return interpolation_grid(
+            all_dates, cls.config_section, int(settings["temporal_resolution"] or 10),
+            _option(config, "sensors_data_interpolation", "auto_date", True), settings["start_date"],
+            settings["end_date"], where=f"chain.{cls.path_key} and chain.list_tile")
 
     def bytes_per_pixel(self, n_interpolation_dates: int) -> int:
         """Estimated peak memory per pixel of :meth:`read`, in bytes, with a 25 % margin."""

@@ -6,7 +6,7 @@ import shutil
 
 import geopandas as gpd
 import pytest
-from shapely.geometry import Point, box
+from shapely.geometry import box
 
 from iota2.cli import main
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pytest
 import rasterio
+from shapely.geometry import box
 
 from iota2.cli import main
 
@@ -38,8 +39,8 @@ def test_full_chain_local_cluster_two_runs_with_regions(tmp_path, make_config, s
     xmid = (regions[0] + regions[2]) / 2
     region_file = tmp_path / "regions.gpkg"
     gpd.GeoDataFrame({"region": ["1", "2"]},
-                     geometry=[__import__("shapely").geometry.box(regions[0] - 1e4, regions[1] - 1e4, xmid, regions[3] + 1e4),
-                               __import__("shapely").geometry.box(xmid, regions[1] - 1e4, regions[2] + 1e4, regions[3] + 1e4)],
+                     geometry=[box(regions[0] - 1e4, regions[1] - 1e4, xmid, regions[3] + 1e4),
+                               box(xmid, regions[1] - 1e4, regions[2] + 1e4, regions[3] + 1e4)],
                      crs=gpd.read_file(s2_dataset["ground_truth"]).crs).to_file(region_file)
     config = make_config(chain={"region_path": str(region_file), "region_field": "region"},
                          arg_train={"runs": 2},
@@ -125,5 +126,5 @@ def test_user_fixed_chunks_and_grid_search(tmp_path, make_config):
     assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"]) == 0
     out = tmp_path / "out"
     assert len(list((out / "classif" / "chunks").glob("T31TCJ_seed_0_chunk_*.tif"))) == 6  # 2 x 3 chunks
-    report = __import__("json").loads((out / "model" / "model_1_seed_0_cross_val_param.cv").read_text())
+    report = json.loads((out / "model" / "model_1_seed_0_cross_val_param.cv").read_text())
     assert report["best_params"]["max_depth"] == 12

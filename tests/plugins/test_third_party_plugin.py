@@ -6,27 +6,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from example_packages import installed_example
 from iota2.cli import main
-from iota2.core.plugins import refresh_plugins
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iota2-centroid-classifier"
 
 
 @pytest.fixture
-def installed_example():
-    pip = [sys.executable, "-m", "pip", "-q"]
-    subprocess.run(pip + ["install", "--no-deps", "--no-build-isolation", str(EXAMPLE)], check=True)
-    refresh_plugins()
-    yield
-    subprocess.run(pip + ["uninstall", "-y", "iota2-centroid-classifier"], check=True)
-    refresh_plugins()
+def installed_classifier():
+    with installed_example("iota2-centroid-classifier", "iota2-centroid-classifier", "iota2_centroid_classifier"):
+        yield
 
 
-def test_example_plugin_is_listed_and_used(tmp_path, make_config, installed_example):
+def test_example_plugin_is_listed_and_used(tmp_path, make_config, installed_classifier):
     listing = subprocess.run([sys.executable, "-m", "iota2.cli", "plugins"], capture_output=True, text=True,
                              check=True).stdout
     assert "centroid_classifier" in listing and "iota2-centroid-classifier 0.1.0" in listing

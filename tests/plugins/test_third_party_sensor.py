@@ -6,29 +6,23 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from iota2.cli import main
 from iota2.core.config import validate
-from iota2.core.plugins import refresh_plugins, sensors
+from iota2.core.plugins import sensors
 from iota2.core.sensor_checks import check_sensor
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iota2-planet-sensor"
+from example_packages import installed_example
+
 
 
 @pytest.fixture(scope="module")
 def installed_planet():
-    pip = [sys.executable, "-m", "pip", "-q"]
-    subprocess.run(pip + ["install", "--no-deps", "--no-build-isolation", str(EXAMPLE)], check=True)
-    refresh_plugins()
-    yield
-    subprocess.run(pip + ["uninstall", "-y", "iota2-planet-sensor"], check=True)
-    for module in [name for name in sys.modules if name.startswith("iota2_planet_sensor")]:
-        del sys.modules[module]
-    refresh_plugins()
+    with installed_example("iota2-planet-sensor", "iota2-planet-sensor", "iota2_planet_sensor"):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -239,7 +239,6 @@ def test_s1_preprocess_command_writes_the_stacks(tmp_path, data):
             with rasterio.open(folder / f"{TILE}_{pol}_{orbit}_STACK.tif") as src:
                 assert Grid.from_dataset(src) == data["grid"]
                 assert src.count == len(data["s1"]["dates"][orbit])
-                stack = src.read()
             dates = (folder / f"{pol}_{orbit}_dates_input.txt").read_text().split()
             assert dates == data["s1"]["dates"][orbit]
             assert (folder / f"{pol}_{orbit}_dates_interpolation.txt").exists()
