@@ -160,7 +160,7 @@ class I2Classification(Builder):
         step("truth_pixels", "sampling", "rasterise ground-truth polygons by tile")
         step("selection", "sampling", "select learning samples by model and run")
         step("class_statistics", "sampling", "write class statistics by run")
-        step("extraction", "sampling", "extract features of samples by tile")
+        step("extraction", "sampling", "extract features of samples by tile and chunk")
         step("merge_samples", "sampling", "merge samples by model and run")
         step("learning", "learning", "learn one model by region and run")
         step("classification", "classification", "classify tiles chunk by chunk")
@@ -193,22 +193,29 @@ class I2Classification(Builder):
                  {"config": cfg, "run": run, "regions": self.regions, "output_path": out},
                  [f"selection_region_{region}_seed_{run}" for region in self.regions])
         selection_tasks = [f"selection_region_{region}_seed_{run}" for region, run in models]
+        windows = {tile: [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)] for w in self.windows(tile)]
+                   for tile in self.tiles}
+        extraction_tasks = []
         for tile in self.tiles_with_truth:
-            task(f"extraction_{tile}", "extraction", _task(samples, "extract_tile_samples"),
-                 {"config": cfg, "tile": tile, "grid": grids[tile], "dates_by_sensor": self.dates_by_sensor,
-                  "selections": [list(m) for m in models], "output_path": out}, selection_tasks)
+            for index, window in enumerate(windows[tile]):
+                name = f"extraction_{tile}_chunk_{index}"
+                task(name, "extraction", _task(samples, "extract_chunk_samples"),
+                     {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
+                      "dates_by_sensor": self.dates_by_sensor, "selections": [list(m) for m in models],
+                      "output_path": out}, selection_tasks)
+                extraction_tasks.append(name)
+        chunks_by_tile = {tile: len(windows[tile]) for tile in self.tiles_with_truth}
         for region, run in models:
             task(f"merge_samples_region_{region}_seed_{run}", "merge_samples", _task(samples, "merge_region_samples"),
-                 {"config": cfg, "region": region, "run": run, "tiles": self.tiles_with_truth, "grids": grids,
-                  "output_path": out}, [f"extraction_{tile}" for tile in self.tiles_with_truth])
+                 {"config": cfg, "region": region, "run": run, "chunks_by_tile": chunks_by_tile, "grids": grids,
+                  "output_path": out}, extraction_tasks)
             task(f"learning_region_{region}_seed_{run}", "learning", _task(learning, "train_model"),
                  {"config": cfg, "region": region, "run": run, "output_path": out},
                  [f"merge_samples_region_{region}_seed_{run}"])
         learning_tasks = [f"learning_region_{region}_seed_{run}" for region, run in models]
         for tile in self.tiles:
-            windows = [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)] for w in self.windows(tile)]
             chunk_tasks = []
-            for index, window in enumerate(windows):
+            for index, window in enumerate(windows[tile]):
                 name = f"classification_{tile}_chunk_{index}"
                 task(name, "classification", _task(classification, "classify_chunk"),
                      {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
@@ -218,7 +225,7 @@ class I2Classification(Builder):
                 chunk_tasks.append(name)
             for run in range(runs):
                 task(f"merge_chunks_{tile}_seed_{run}", "merge_chunks", _task(classification, "merge_tile_chunks"),
-                     {"config": cfg, "tile": tile, "grid": grids[tile], "windows": windows, "run": run,
+                     {"config": cfg, "tile": tile, "grid": grids[tile], "windows": windows[tile], "run": run,
                       "all_labels": self.labels, "output_path": out}, chunk_tasks)
         for run in range(runs):
             task(f"mosaic_seed_{run}", "mosaic", _task(mosaic, "mosaic_run"),

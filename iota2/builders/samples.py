@@ -7,7 +7,7 @@ Files (T tile, R region/model, S run):
   tile, inside the common mask and seen clear at least ``cloud_threshold`` times (piece, row, col);
 * ``samplesSelection/samples_region_<R>_seed_<S>_selection.parquet``: the selected learning pixels;
 * ``learningSamples/class_statistics_seed<S>_learn.csv``: selected samples per class and region;
-* ``learningSamples/<T>_features.parquet``: feature values at every selected pixel of the tile;
+* ``learningSamples/<T>_features_chunk_<i>.parquet``: feature values at the selected pixels of a chunk;
 * ``learningSamples/Samples_region_<R>_seed<S>_learn.sqlite`` (or ``.parquet``): one point per sample
   with the class field, ``region``, ``originfid``, ``tile_o`` and one column per feature.
 """
@@ -31,9 +31,9 @@ from iota2.builders.sampling import (class_statistics_table, params_for_model, s
 from iota2.builders.tile_preparation import common_mask_path, validity_path
 from iota2.core.config import Config
 from iota2.core.errors import InputDataError
-from iota2.core.features import bytes_per_pixel, read_features
+from iota2.core.features import read_features
 from iota2.core.nomenclature import read_nomenclature
-from iota2.core.raster import Grid, atomic_output, chunk_windows
+from iota2.core.raster import Grid, atomic_output
 
 LOGGER = logging.getLogger(__name__)
 STRIPE_ROWS = 1024
@@ -47,8 +47,8 @@ def selection_path(output_path, region: str, run: int) -> Path:
     return Path(output_path) / "samplesSelection" / f"samples_region_{region}_seed_{run}_selection.parquet"
 
 
-def tile_features_path(output_path, tile: str) -> Path:
-    return Path(output_path) / "learningSamples" / f"{tile}_features.parquet"
+def chunk_features_path(output_path, tile: str, chunk: int) -> Path:
+    return Path(output_path) / "learningSamples" / f"{tile}_features_chunk_{chunk}.parquet"
 
 
 def samples_path(output_path, region: str, run: int, samples_format: str = "sqlite") -> Path:
@@ -141,58 +141,49 @@ def write_run_class_statistics(config: dict, run: int, regions: list[str], outpu
     write_class_statistics(class_statistics_path(output_path, run), table)
 
 
-def extract_tile_samples(config: dict, tile: str, grid: dict, dates_by_sensor: dict, selections: list[list],
-                         output_path: str) -> None:
-    """Compute features at every selected pixel of a tile, chunk by chunk (only chunks with samples)."""
+def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int], chunk: int,
+                          dates_by_sensor: dict, selections: list[list], output_path: str) -> None:
+    """Compute features at the selected pixels of one chunk of a tile (every model and run at once).
+
+    Only the bounding box of the chunk's samples is read, and features are computed at the samples only.
+    """
     config = Config(config)
     grid = Grid.from_dict(grid)
+    window = Window(*window)
+    row0, col0 = int(window.row_off), int(window.col_off)
+    row1, col1 = row0 + int(window.height), col0 + int(window.width)
     wanted = []
     for region, run in selections:
         table = pd.read_parquet(selection_path(output_path, region, run), columns=["tile", "row", "col"])
-        wanted.append(table[table["tile"] == tile][["row", "col"]])
+        wanted.append(table[(table["tile"] == tile) & table["row"].between(row0, row1 - 1)
+                            & table["col"].between(col0, col1 - 1)][["row", "col"]])
     points = pd.concat(wanted, ignore_index=True).drop_duplicates().sort_values(["row", "col"]).reset_index(drop=True)
-    managing = config["python_data_managing"]
-    windows = chunk_windows(grid, "auto", bytes_per_pixel=bytes_per_pixel(config, tile, dates_by_sensor),
-                            memory_mb=managing["memory_per_task_mb"])
-    parts, labels = [], None
-    rows = points["row"].to_numpy()
-    cols = points["col"].to_numpy()
-    for window in windows:
-        row0, row1 = int(window.row_off), int(window.row_off + window.height)
-        inside = (rows >= row0) & (rows < row1)
-        if not inside.any():
-            continue
-        r, c = rows[inside], cols[inside]
-        sub = Window(int(c.min()), int(r.min()), int(c.max() - c.min() + 1), int(r.max() - r.min() + 1))
+    table = pd.DataFrame({"row": points["row"].to_numpy(np.int32), "col": points["col"].to_numpy(np.int32)})
+    if len(points):
+        rows, cols = table["row"].to_numpy(), table["col"].to_numpy()
+        sub = Window(int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1),
+                     int(rows.max() - rows.min() + 1))
         block = read_features(config, tile, grid, sub, dates_by_sensor,
-                              pixels=(r - int(sub.row_off), c - int(sub.col_off)))
-        labels = block.labels
-        values = block.features[0]
-        part = pd.DataFrame(values, columns=labels)
-        part.insert(0, "col", c.astype(np.int32))
-        part.insert(0, "row", r.astype(np.int32))
-        parts.append(part)
-    if parts:
-        table = pd.concat(parts, ignore_index=True)
-    else:
-        table = pd.DataFrame({"row": np.array([], np.int32), "col": np.array([], np.int32)})
-    with atomic_output(tile_features_path(output_path, tile)) as tmp:
+                              pixels=(rows - int(sub.row_off), cols - int(sub.col_off)))
+        table = pd.concat([table, pd.DataFrame(block.features[0], columns=block.labels)], axis=1)
+    with atomic_output(chunk_features_path(output_path, tile, chunk)) as tmp:
         table.to_parquet(tmp, index=False)
-    LOGGER.info("%s: features of %d samples extracted", tile, len(table))
+    LOGGER.info("%s chunk %d: features of %d samples extracted", tile, chunk, len(table))
 
 
-def merge_region_samples(config: dict, region: str, run: int, tiles: list[str], grids: dict,
+def merge_region_samples(config: dict, region: str, run: int, chunks_by_tile: dict[str, int], grids: dict,
                          output_path: str) -> None:
     """Write the samples file of one model and run (label, region, originfid, tile_o, features, point)."""
     config = Config(config)
     field = config["chain"]["data_field"].lower()
     selected = pd.read_parquet(selection_path(output_path, region, run))
     parts = []
-    for tile in tiles:
+    for tile, chunks in chunks_by_tile.items():
         mine = selected[selected["tile"] == tile]
         if mine.empty:
             continue
-        values = pd.read_parquet(tile_features_path(output_path, tile))
+        values = pd.concat([pd.read_parquet(chunk_features_path(output_path, tile, chunk)) for chunk in range(chunks)],
+                           ignore_index=True)
         joined = mine.merge(values, on=["row", "col"], how="left", validate="one_to_one")
         transform = Grid.from_dict(grids[tile]).transform
         xs, ys = rasterio.transform.xy(transform, joined["row"].to_numpy(), joined["col"].to_numpy())
