@@ -205,3 +205,41 @@ def interpolation_grid(all_dates: list[str], section: str, step: int, auto_date:
         raise ConfigError(f"{section}.start_date = {bounds[0]} is after {section}.end_date = {bounds[1]}")
     return date_grid(bounds[0], bounds[1], step)
 
+
+
+def series_on_dates(raw: np.ndarray, masks: np.ndarray, footprint: np.ndarray, input_dates: list[str],
+                    interpolation_dates: list[str], use_gapfilling: bool, fill: float,
+                    pixels: tuple[np.ndarray, np.ndarray] | None = None):
+    """From a window's raw series to the series on the interpolation dates (what every optical sensor does).
+
+    Parameters
+    ----------
+    raw, masks, footprint
+        (dates, bands, rows, cols) values, (dates, rows, cols) invalid flags, (rows, cols) data footprint.
+    use_gapfilling
+        Gap-fill linearly onto ``interpolation_dates``; otherwise place each acquisition on its date and fill
+        the dates a tile lacks with ``fill``.
+    pixels
+        Optional (rows, cols): keep only these pixels, as an image of 1 row.
+
+    Returns
+    -------
+    tuple
+        ``(raw, masks, footprint, validity, interpolated)`` with validity the number of valid observations
+        (uint16).
+    """
+    if pixels is not None:
+        rows_at, cols_at = (np.asarray(index) for index in pixels)
+        raw = raw[:, :, rows_at, cols_at][:, :, np.newaxis, :]
+        masks = masks[:, rows_at, cols_at][:, np.newaxis, :]
+        footprint = footprint[rows_at, cols_at][np.newaxis, :]
+    validity = (len(input_dates) - masks.sum(axis=0, dtype=np.int32)).astype(np.uint16)
+    if use_gapfilling:
+        interpolated = gapfill_linear(raw, masks.astype(bool), input_dates, interpolation_dates)
+    else:
+        position = {date: index for index, date in enumerate(input_dates)}
+        interpolated = np.full((len(interpolation_dates),) + raw.shape[1:], fill, dtype=np.float32)
+        for out_index, date in enumerate(interpolation_dates):
+            if date in position:
+                interpolated[out_index] = raw[position[date]]
+    return raw, masks, footprint, validity, interpolated

@@ -50,7 +50,7 @@ from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.raster import Grid, open_raster, read_checked
 from iota2.core.sensor import Sensor, SensorData
-from iota2.core.timeseries import gapfill_linear, interpolation_grid, parse_date
+from iota2.core.timeseries import interpolation_grid, parse_date, series_on_dates
 
 LOGGER = logging.getLogger(__name__)
 
@@ -779,24 +779,11 @@ class OpticalSensor(Sensor):
                 seen = list(pool.map(read_date, range(len(products))))
         for has_data in seen:
             footprint |= has_data
-        if pixels is not None:
-            rows_at, cols_at = (np.asarray(index) for index in pixels)
-            raw = raw[:, :, rows_at, cols_at][:, :, np.newaxis, :]
-            masks = masks[:, rows_at, cols_at][:, np.newaxis, :]
-            footprint = footprint[rows_at, cols_at][np.newaxis, :]
-            rows, cols = 1, len(rows_at)
         input_dates = [product.date for product in products]
-        validity = (len(products) - masks.sum(axis=0, dtype=np.int32)).astype(np.uint16)
         interpolation_dates = list(interpolation_dates)
-        if _option(self.config, "sensors_data_interpolation", "use_gapfilling", True):
-            interpolated = gapfill_linear(raw, masks.astype(bool), input_dates, interpolation_dates)
-        else:
-            position = {date: index for index, date in enumerate(input_dates)}
-            interpolated = np.full((len(interpolation_dates), len(bands), rows, cols), self.nodata,
-                                   dtype=np.float32)
-            for out_index, date in enumerate(interpolation_dates):
-                if date in position:
-                    interpolated[out_index] = raw[position[date]]
+        raw, masks, footprint, validity, interpolated = series_on_dates(
+            raw, masks, footprint, input_dates, interpolation_dates,
+            _option(self.config, "sensors_data_interpolation", "use_gapfilling", True), self.nodata, pixels)
         keep_bands = None
         if _option(self.config, "iota2_feature_extraction", "extract_bands", False):
             keep_bands = list(_option(self.config, self.config_section, "keep_bands", bands))

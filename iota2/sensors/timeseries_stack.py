@@ -40,7 +40,7 @@ from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
 from iota2.core.raster import Grid, open_raster, read_checked
 from iota2.core.sensor import Sensor, SensorData
-from iota2.core.timeseries import gapfill_linear, interpolation_grid
+from iota2.core.timeseries import interpolation_grid, series_on_dates
 from iota2.sensors import sentinel_2 as _s2
 from iota2.sensors.sentinel_2 import compute_features, read_onto_grid
 
@@ -392,23 +392,11 @@ class TimeSeriesStack(Sensor):
             raw[index], invalid, has_data = self._read_date(date, window_grid)
             masks[index] = invalid
             footprint |= has_data
-        if pixels is not None:
-            rows_at, cols_at = (np.asarray(index) for index in pixels)
-            raw = raw[:, :, rows_at, cols_at][:, :, np.newaxis, :]
-            masks = masks[:, rows_at, cols_at][:, np.newaxis, :]
-            footprint = footprint[rows_at, cols_at][np.newaxis, :]
-            rows, cols = 1, len(rows_at)
-        validity = (len(dates) - masks.sum(axis=0, dtype=np.int32)).astype(np.uint16)
         interpolation_dates = list(interpolation_dates)
         fill = self._fill()
-        if _option(self.config, "sensors_data_interpolation", "use_gapfilling", True):
-            interpolated = gapfill_linear(raw, masks.astype(bool), dates, interpolation_dates)
-        else:
-            position = {date: index for index, date in enumerate(dates)}
-            interpolated = np.full((len(interpolation_dates), len(bands), rows, cols), fill, dtype=np.float32)
-            for out_index, date in enumerate(interpolation_dates):
-                if date in position:
-                    interpolated[out_index] = raw[position[date]]
+        raw, masks, footprint, validity, interpolated = series_on_dates(
+            raw, masks, footprint, dates, interpolation_dates,
+            _option(self.config, "sensors_data_interpolation", "use_gapfilling", True), fill, pixels)
         features, labels = self._features(interpolated, interpolation_dates, fill)
         return SensorData(sensor=self.name, band_names=list(bands), input_dates=dates, raw=raw, masks=masks,
                           interpolation_dates=interpolation_dates, interpolated=interpolated, features=features,
