@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -143,30 +143,34 @@ class Graph:
 class TaskStatus:
     """Persistent state of tasks (``IOTA2_tasks_status.txt`` in the output root), for ``-restart``.
 
-    The file is JSON ``{task_name: "done" | "failed"}`` rewritten atomically after each change,
-    so a killed run leaves a consistent file.
+    The file is a journal: one ``<state> <task name>`` line appended (and flushed to disk) per change, the
+    last line of a task wins. Appending keeps the cost per task constant on runs of many thousands of
+    tasks, and a run killed mid-write leaves at most one incomplete last line, which is ignored.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.states: dict[str, str] = {}
         if self.path.exists():
-            try:
-                self.states = json.loads(self.path.read_text())
-            except json.JSONDecodeError:
-                self.states = {}
+            lines = self.path.read_text(encoding="utf-8").split("\n")
+            for line in lines[:-1]:  # the last piece is empty, or a line cut by a kill: ignored
+                state, _, name = line.partition(" ")
+                if state in ("done", "failed") and name:
+                    self.states[name] = state
 
     def is_done(self, name: str) -> bool:
         return self.states.get(name) == "done"
 
     def set(self, name: str, state: str) -> None:
         self.states[name] = state
-        self.save()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as journal:
+            journal.write(f"{state} {name}\n")
+            journal.flush()
+            os.fsync(journal.fileno())
 
     def reset(self) -> None:
+        """Forget every state (a run without ``-restart``)."""
         self.states = {}
-        self.save()
-
-    def save(self) -> None:
         with atomic_output(self.path) as tmp:
-            tmp.write_text(json.dumps(self.states, indent=0, sort_keys=True))
+            tmp.write_text("", encoding="utf-8")

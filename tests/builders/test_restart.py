@@ -3,7 +3,6 @@ uninterrupted run and does not redo finished tasks."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 import rasterio
 
 from iota2.cli import main
-from iota2.core.graph import STATUS_FILE
+from iota2.core.graph import STATUS_FILE, TaskStatus
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +43,7 @@ def test_sigkill_during_classification_then_restart(tmp_path, make_config):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
-    states = json.loads((out / STATUS_FILE).read_text())
-    done_before = {name for name, state in states.items() if state == "done"}
+    done_before = {name for name, state in TaskStatus(out / STATUS_FILE).states.items() if state == "done"}
     assert "learning_region_1_seed_0" in done_before
     assert not (out / "final" / "Classif_Seed_0.tif").exists()
     learning_log = out / "logs" / "learning" / "learning_region_1_seed_0.log"

@@ -60,3 +60,18 @@ def test_status_file_round_trip(tmp_path):
     again = TaskStatus(tmp_path / "status.txt")
     assert again.is_done("a") and not again.is_done("b")
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_status_journal_ignores_a_line_cut_by_a_kill(tmp_path):
+    path = tmp_path / "status.txt"
+    status = TaskStatus(path)
+    status.reset()
+    status.set("classification_T1_chunk_12", "failed")
+    status.set("classification_T1_chunk_12", "done")
+    with open(path, "a") as journal:
+        journal.write("done classification_T1_chunk_1")  # killed before the end of the line
+    again = TaskStatus(path)
+    assert again.is_done("classification_T1_chunk_12")
+    assert not again.is_done("classification_T1_chunk_1")
+    status.reset()
+    assert TaskStatus(path).states == {}
