@@ -9,6 +9,7 @@ of the task's log. Big arrays never travel through the scheduler: tasks read and
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sys
@@ -195,22 +196,33 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
         bar = tqdm(total=len(to_run), desc="iota2", unit="task", file=sys.stderr, dynamic_ncols=True)
     failures: list[str] = []
     running: set[str] = set()
-    waiting = list(to_run)
+    # unmet dependencies per task and the reverse index: each completion costs its number of dependents
+    unmet = {name: sum(1 for dep in graph.tasks[name].dependencies if states.get(dep) != "done") for name in to_run}
+    dependents: dict[str, list[str]] = {}
+    for name in to_run:
+        for dep in graph.tasks[name].dependencies:
+            dependents.setdefault(dep, []).append(name)
+    ready = collections.deque(name for name in to_run if unmet[name] == 0)
+
+    def skip_dependents_of(name: str) -> None:
+        stack = list(dependents.get(name, ()))
+        while stack:
+            child = stack.pop()
+            if child in states:
+                continue
+            states[child] = "skipped"
+            if bar is not None:
+                bar.update(1)
+            stack.extend(dependents.get(child, ()))
+
     try:
-        while waiting or running:
-            ready = [name for name in waiting
-                     if all(states.get(dep) == "done" for dep in graph.tasks[name].dependencies)]
-            blocked = [name for name in waiting
-                       if any(states.get(dep) in ("failed", "skipped") for dep in graph.tasks[name].dependencies)]
-            for name in blocked:
-                waiting.remove(name)
-                states[name] = "skipped"
-                if bar is not None:
-                    bar.update(1)
+        while ready or running:
             # submit no more tasks than can run: dask then places each on an idle worker at once, and
             # tasks start in graph order (its own queues let a busy worker hold tasks an idle one could run)
-            for name in ready[:max(0, nb_parallel_tasks - len(running))]:
-                waiting.remove(name)
+            while ready and len(running) < nb_parallel_tasks:
+                name = ready.popleft()
+                if name in states:  # skipped meanwhile
+                    continue
                 task = graph.tasks[name]
                 function = task.function if isinstance(task.function, str) else \
                     f"{task.function.__module__}:{task.function.__name__}"
@@ -218,24 +230,27 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
                 executor.submit(name, (function, task.kwargs, str(task_log_path(output_path, task)), log_level,
                                        threads if cluster is None else None))
             if not running:
-                if waiting:  # dependencies that can never be met (should not happen with a valid graph)
-                    for name in waiting:
-                        states[name] = "skipped"
-                    waiting = []
                 break
             for name, error in executor.wait_any():
                 running.discard(name)
                 if error is None:
                     states[name] = "done"
                     status.set(name, "done")
+                    for child in dependents.get(name, ()):
+                        unmet[child] -= 1
+                        if unmet[child] == 0 and child not in states:
+                            ready.append(child)
                 else:
                     states[name] = "failed"
                     status.set(name, "failed")
                     log = task_log_path(output_path, graph.tasks[name])
                     failures.append(f"task '{name}' failed ({type(error).__name__}: {error}); log: {log}")
                     LOGGER.error(failures[-1])
+                    skip_dependents_of(name)
                 if bar is not None:
                     bar.update(1)
+        for name in to_run:  # dependencies that can never be met (not with a valid graph)
+            states.setdefault(name, "skipped")
     finally:
         if bar is not None:
             bar.close()

@@ -99,3 +99,32 @@ def test_cluster_job_script(kind, directive):
     assert "proj42" in script and "cpu" in script and "02:00:00" in script
     assert "avx2" in script or "place=scatter" in script
     assert "distributed.cli.dask_worker" in script or "dask-worker" in script or "dask worker" in script
+
+
+def test_random_graph_runs_every_task_after_its_dependencies(tmp_path):
+    import random
+
+    rng = random.Random(3)
+    out = str(tmp_path / "trace.txt")
+    graph = Graph(["g"])
+    graph.add_step("s", "g", "s")
+    names = []
+    for index in range(300):
+        deps = rng.sample(names, min(len(names), rng.randint(0, 4)))
+        function = "scheduler_tasks:fail" if index == 150 else "scheduler_tasks:append"
+        kwargs = {"message": "boom"} if index == 150 else {"path": out, "text": f"t{index}"}
+        graph.add_task(f"t{index}", "s", function, kwargs, deps)
+        names.append(f"t{index}")
+    with pytest.raises(TaskFailedError):
+        execute(graph, tmp_path / "out", "debug", progress=False)
+    order = {name: position for position, name in enumerate(trace(tmp_path))}
+    downstream = {"t150"}
+    for name in names:
+        if set(graph.tasks[name].dependencies) & downstream:
+            downstream.add(name)
+    for name in names:
+        if name in downstream:
+            assert name not in order  # the failed task and everything after it did not run
+        else:
+            assert name in order
+            assert all(order[dep] < order[name] for dep in graph.tasks[name].dependencies)
