@@ -397,8 +397,10 @@ def load_config(path: str | Path, sections: dict[str, Section] | None = None) ->
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"'{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}; "
-                          "check indentation and quote strings that contain ':'") from exc
+        hint = ("; iota2's older '.cfg' syntax (section : { key : value }) is not read: write the same sections in "
+                "YAML, 'section:' then indented 'key: value' lines") if path.suffix == ".cfg" else \
+            "; check indentation and quote strings that contain ':'"
+        raise ConfigError(f"'{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}{hint}") from exc
     config = validate(raw, sections, source=str(path))
     config.path = str(path.resolve())
     return config
