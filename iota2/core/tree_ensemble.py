@@ -1,0 +1,184 @@
+"""Compiled inference of scikit-learn tree ensembles (random forests, extra trees, decision trees).
+
+Classifying a tile means running every pixel down every tree. scikit-learn does it tree by tree over
+all pixels and builds a ``(pixels, classes)`` float64 array per tree before summing them, so on a
+forest of 100 trees most of the time goes to memory traffic. :class:`CompiledForest` copies the
+fitted trees into flat node arrays and runs a numba kernel that takes 64 pixels at a time through one
+tree, level by level, with no branch on the pixel data (leaves point to themselves, so every pixel of
+the block takes the same number of steps); the 64 independent paths keep the processor busy while it
+waits for memory, and the per-pixel class sums stay in cache.
+
+The result is scikit-learn's ``predict_proba``: same split rule (``x <= threshold`` on float32
+features, thresholds rounded down to float32 so the comparison is exact), same per-tree class
+fractions, summed in float64 in tree order and divided by the number of trees. On the benchmark forest
+(100 trees, 52 features) it is 1.6x faster than scikit-learn on one thread and 2.2x on a 300-feature
+forest (``bench/README.md``). Anything else (other learners, multi-output trees, NaN features) goes
+through scikit-learn unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+
+import numpy as np
+
+LOGGER = logging.getLogger(__name__)
+
+BLOCK = 64
+"""Pixels taken through a tree together by the kernel."""
+
+_KERNEL_LOCK = threading.Lock()
+"""numba's default threading layer must not be entered from two threads at once."""
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+try:  # numba is a dependency; a broken install falls back to scikit-learn rather than failing a run
+    import numba
+    from numba import njit, prange
+except ImportError:  # pragma: no cover - exercised only without numba
+    numba = None
+
+
+if numba is not None:
+    @njit(parallel=True, nogil=True, cache=True)
+    def _forest_proba(features, roots, depths, feature, threshold, left, right, leaf_fractions, out):
+        """Sum over trees of the class fractions of the leaf each pixel reaches, divided by the tree count."""
+        n = features.shape[0]
+        n_trees = roots.shape[0]
+        n_classes = leaf_fractions.shape[1]
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        for block in prange(n_blocks):
+            start = block * BLOCK
+            size = min(n, start + BLOCK) - start
+            sums = np.zeros((BLOCK, n_classes), np.float64)
+            nodes = np.zeros(BLOCK, np.int32)
+            for tree in range(n_trees):
+                for k in range(size):
+                    nodes[k] = roots[tree]
+                for _ in range(depths[tree]):
+                    for k in range(size):
+                        node = nodes[k]
+                        if features[start + k, feature[node]] > threshold[node]:
+                            nodes[k] = right[node]
+                        else:
+                            nodes[k] = left[node]
+                for k in range(size):
+                    node = nodes[k]
+                    for c in range(n_classes):
+                        sums[k, c] += leaf_fractions[node, c]
+            for k in range(size):
+                for c in range(n_classes):
+                    out[start + k, c] = sums[k, c] / n_trees
+
+
+def _float32_thresholds(thresholds: np.ndarray) -> np.ndarray:
+    """Largest float32 <= each float64 threshold: for a float32 x, ``x <= t64`` iff ``x <= t32``."""
+    rounded = thresholds.astype(np.float32)
+    above = rounded.astype(np.float64) > thresholds
+    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+    return rounded
+
+
+def _fitted_trees(estimator):
+    """The fitted ``DecisionTreeClassifier`` list of a supported single-output estimator, else None."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+
+    if type(estimator) in (RandomForestClassifier, ExtraTreesClassifier):
+        trees = list(estimator.estimators_)
+    elif type(estimator) in (DecisionTreeClassifier, ExtraTreeClassifier):
+        trees = [estimator]
+    else:
+        return None
+    if getattr(estimator, "n_outputs_", 1) != 1 or not trees:
+        return None
+    return trees
+
+
+class CompiledForest:
+    """Flat node arrays of a fitted tree ensemble and the kernel that applies them.
+
+    Build it with :meth:`from_estimator`, which returns None for what it does not cover.
+    """
+
+    def __init__(self, trees, n_classes: int, preprocess=None):
+        counts = [tree.tree_.node_count for tree in trees]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        total = int(offsets[-1])
+        if total >= np.iinfo(np.int32).max:
+            raise ValueError("forest too large for 32-bit node indices")
+        self.n_classes = n_classes
+        self.preprocess = preprocess
+        self.roots = offsets[:-1].astype(np.int32)
+        self.depths = np.array([tree.tree_.max_depth for tree in trees], np.int32)
+        self.feature = np.zeros(total, np.int32)
+        self.threshold = np.zeros(total, np.float32)
+        self.left = np.zeros(total, np.int32)
+        self.right = np.zeros(total, np.int32)
+        self.leaf_fractions = np.zeros((total, n_classes), np.float64)
+        for tree, start in zip(trees, offsets[:-1]):
+            structure = tree.tree_
+            count = structure.node_count
+            stop = start + count
+            leaf = structure.children_left == -1
+            own = np.arange(count)
+            self.feature[start:stop] = np.where(leaf, 0, structure.feature)
+            self.threshold[start:stop] = np.where(leaf, np.inf, _float32_thresholds(structure.threshold))
+            self.left[start:stop] = np.where(leaf, own, structure.children_left) + start
+            self.right[start:stop] = np.where(leaf, own, structure.children_right) + start
+            values = structure.value[:, 0, :n_classes]
+            totals = values.sum(axis=1, keepdims=True)
+            totals[totals == 0.0] = 1.0
+            self.leaf_fractions[start:stop] = values / totals  # what DecisionTreeClassifier.predict_proba does
+
+    @classmethod
+    def from_estimator(cls, estimator) -> CompiledForest | None:
+        """A compiled copy of ``estimator`` (or of the last step of a pipeline), or None when the kernel does
+        not cover it (numba missing, another learner, multi-output)."""
+        if numba is None:
+            return None
+        preprocess = None
+        final = estimator
+        if hasattr(estimator, "steps"):
+            final = estimator.steps[-1][1]
+            preprocess = estimator[:-1] if len(estimator.steps) > 1 else None
+        trees = _fitted_trees(final)
+        if trees is None:
+            return None
+        return cls(trees, len(final.classes_), preprocess)
+
+    def predict_proba(self, features: np.ndarray, threads: int = 1) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` float64, in the estimator's ``classes_`` order."""
+        if self.preprocess is not None:
+            features = self.preprocess.transform(features)
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        out = np.empty((len(features), self.n_classes), np.float64)
+        with _KERNEL_LOCK:
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+            _forest_proba(features, self.roots, self.depths, self.feature, self.threshold, self.left, self.right,
+                          self.leaf_fractions, out)
+        return out
+
+
+def compiled_forest(estimator) -> CompiledForest | None:
+    """:meth:`CompiledForest.from_estimator`, built once per estimator object (models are cached per worker)."""
+    try:
+        return _COMPILED[estimator]
+    except KeyError:
+        compiled = _COMPILED[estimator] = CompiledForest.from_estimator(estimator)
+        return compiled
+    except TypeError:  # not weak-referenceable
+        return CompiledForest.from_estimator(estimator)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernel, so the first classification task does not wait."""
+    if numba is None:
+        return
+    out = np.empty((1, 1), np.float64)
+    with _KERNEL_LOCK:
+        _forest_proba(np.zeros((1, 1), np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32),
+                      np.zeros(1, np.int32), np.full(1, np.inf, np.float32), np.zeros(1, np.int32),
+                      np.zeros(1, np.int32), np.ones((1, 1), np.float64), out)

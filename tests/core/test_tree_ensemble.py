@@ -1,0 +1,87 @@
+"""The compiled forest kernel gives scikit-learn's probabilities for the learners it covers."""
+
+import numpy as np
+import pytest
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+from iota2.builders.classification import predict
+from iota2.core.tree_ensemble import CompiledForest, compiled_forest
+
+
+def _data(n_samples=600, n_features=12, n_classes=5, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (n_classes, n_features))
+    labels = rng.integers(0, n_classes, n_samples)
+    features = (centres[labels] + rng.normal(0, 2, (n_samples, n_features))).astype(np.float32)
+    return features, (labels + 1) * 10
+
+
+def _reference(estimator, features):
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if hasattr(final, "n_jobs"):
+        final.n_jobs = 1  # trees summed in order, as the kernel does
+    return estimator.predict_proba(features)
+
+
+@pytest.mark.parametrize("estimator", [
+    RandomForestClassifier(n_estimators=30, random_state=1),
+    RandomForestClassifier(n_estimators=20, max_depth=4, min_samples_leaf=5, class_weight="balanced", random_state=2),
+    ExtraTreesClassifier(n_estimators=25, random_state=3),
+    DecisionTreeClassifier(random_state=4),
+    make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=15, random_state=5)),
+], ids=["rf", "rf-shallow-weighted", "extra-trees", "tree", "scaled-rf"])
+def test_probabilities_match_scikit_learn(estimator):
+    features, labels = _data()
+    estimator.fit(features[:400], labels[:400])
+    pixels, _ = _data(n_samples=5000, seed=9)
+    compiled = CompiledForest.from_estimator(estimator)
+    assert compiled is not None
+    for threads in (1, 2):
+        proba = compiled.predict_proba(pixels, threads)
+        np.testing.assert_allclose(proba, _reference(estimator, pixels), rtol=0, atol=1e-12)
+
+
+def test_values_on_thresholds_follow_the_split_rule():
+    """Feature values equal to a split threshold (and one float32 step around it) go the way scikit-learn sends
+    them: thresholds are float64 midpoints, features float32."""
+    features, labels = _data(n_samples=300, n_features=4, n_classes=3)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, labels)
+    thresholds = np.concatenate([tree.tree_.threshold[tree.tree_.children_left != -1] for tree in forest.estimators_])
+    values = thresholds.astype(np.float32)
+    candidates = np.concatenate([values, np.nextafter(values, np.float32(np.inf)), np.nextafter(values, np.float32(-np.inf))])
+    rng = np.random.default_rng(0)
+    pixels = rng.choice(candidates, size=(20000, 4)).astype(np.float32)
+    np.testing.assert_allclose(CompiledForest.from_estimator(forest).predict_proba(pixels), _reference(forest, pixels),
+                               rtol=0, atol=1e-12)
+
+
+def test_unsupported_learners_are_left_to_scikit_learn():
+    features, labels = _data(n_samples=200)
+    assert CompiledForest.from_estimator(SVC(probability=True).fit(features, labels)) is None
+    multi_output = RandomForestClassifier(n_estimators=5).fit(features, np.stack([labels, labels[::-1]], axis=1))
+    assert CompiledForest.from_estimator(multi_output) is None
+
+
+def test_compiled_once_per_estimator():
+    features, labels = _data(n_samples=200)
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(features, labels)
+    assert compiled_forest(forest) is compiled_forest(forest)
+
+
+def test_predict_falls_back_on_nan_features():
+    """NaN features bypass the kernel (which would send them right) and get scikit-learn's own handling."""
+    features, labels = _data(n_samples=400)
+    features[::7, 0] = np.nan  # trees trained with missing values learn where NaN goes
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, labels)
+    model = {"estimator": forest, "classes": sorted(set(labels.tolist()))}
+    pixels, _ = _data(n_samples=1000, seed=3)
+    pixels[::3, 0] = np.nan
+    result_labels, confidence, proba = predict(model, pixels, model["classes"])
+    reference = _reference(forest, pixels)
+    np.testing.assert_allclose(proba, reference.astype(np.float32), atol=1e-6)
+    assert np.array_equal(result_labels, np.asarray(model["classes"])[reference.argmax(axis=1)])
+    assert np.array_equal(confidence, np.rint(reference.max(axis=1) * 100).astype(np.uint8))
