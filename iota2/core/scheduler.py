@@ -185,7 +185,8 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
     to_run = [name for name in graph.tasks if name not in states]
     if nb_parallel_tasks < 1:
         raise ConfigError("-nb_parallel_tasks must be >= 1")
-    threads = max(1, (os.cpu_count() or 1) // nb_parallel_tasks)
+    cores = os.cpu_count() or 1
+    local = scheduler_type in ("debug", "localCluster")
     if cluster is None:
         cluster = make_cluster(scheduler_type, nb_parallel_tasks, config)
     executor = _DebugExecutor(allowed_retry) if cluster is None else _DaskExecutor(cluster, allowed_retry)
@@ -227,8 +228,12 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
                 function = task.function if isinstance(task.function, str) else \
                     f"{task.function.__module__}:{task.function.__name__}"
                 running.add(name)
+                # on this machine, the cores are shared by the tasks about to run: a task that runs alone
+                # (learning a single model, a serial step) gets them all; cluster jobs keep their own setting
+                in_flight = 1 if cluster is None else min(nb_parallel_tasks, len(running) + len(ready))
+                threads = max(1, cores // in_flight) if local else None
                 executor.submit(name, (function, task.kwargs, str(task_log_path(output_path, task)), log_level,
-                                       threads if cluster is None else None))
+                                       threads))
             if not running:
                 break
             for name, error in executor.wait_any():

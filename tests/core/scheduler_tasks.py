@@ -21,3 +21,10 @@ def fail_once(marker: str, path: str, text: str) -> None:
         Path(marker).write_text("x")
         raise RuntimeError("first attempt fails")
     append(path, text)
+
+
+def record_threads(path: str, text: str, delay: float = 0.0) -> None:
+    """Append ``text`` and the thread count the scheduler gave this task."""
+    from iota2.core.scheduler import task_threads
+
+    append(path, f"{text}={task_threads()}", delay)

@@ -1,5 +1,6 @@
 """Scheduler: debug and a real dask LocalCluster, retries, failures, restart, job scripts."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,23 @@ def test_random_graph_runs_every_task_after_its_dependencies(tmp_path):
         else:
             assert name in order
             assert all(order[dep] < order[name] for dep in graph.tasks[name].dependencies)
+
+
+@pytest.mark.parametrize("scheduler", ["debug", "localCluster"])
+def test_a_task_running_alone_gets_every_core(tmp_path, scheduler):
+    """The single task of a serial step (learning one model, a report) may use all cores; tasks that run side by
+    side share them."""
+    out = str(tmp_path / "trace.txt")
+    graph = Graph(["work"])
+    graph.add_step("alone", "work", "alone")
+    graph.add_step("pair", "work", "pair")
+    graph.add_task("alone", "alone", "scheduler_tasks:record_threads", {"path": out, "text": "alone"})
+    for name in ("a", "b"):
+        graph.add_task(name, "pair", "scheduler_tasks:record_threads", {"path": out, "text": name, "delay": 0.2},
+                       ["alone"])
+    execute(graph, tmp_path / "out", scheduler, 2, progress=False)
+    threads = dict(line.split("=") for line in trace(tmp_path))
+    cores = os.cpu_count()
+    assert int(threads["alone"]) == cores
+    paired = cores if scheduler == "debug" else max(1, cores // 2)
+    assert int(threads["a"]) == int(threads["b"]) == paired
