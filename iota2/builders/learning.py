@@ -11,9 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from iota2.builders.samples import read_samples, samples_path
 from iota2.core.config import Config
@@ -63,6 +60,9 @@ def build_estimator(config, run: int):
             params["n_jobs"] = task_threads()
     estimator = factory(**params)
     if config["scikit_models_parameters"]["standardization"]:
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         estimator = make_pipeline(StandardScaler(), estimator)
     return estimator
 
@@ -84,6 +84,8 @@ def train_model(config: dict, region: str, run: int, output_path: str) -> None:
     grid = section.get("cross_validation_parameters") or {}
     report = {}
     if grid:
+        from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
+
         if section["cross_validation_grouped"]:
             folds = GroupKFold(n_splits=section["cross_validation_folds"])
         else:

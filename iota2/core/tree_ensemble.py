@@ -26,52 +26,20 @@ import numpy as np
 
 LOGGER = logging.getLogger(__name__)
 
-BLOCK = 64
-"""Pixels taken through a tree together by the kernel."""
-
 _KERNEL_LOCK = threading.Lock()
 """numba's default threading layer must not be entered from two threads at once."""
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-try:  # numba is a dependency; a broken install falls back to scikit-learn rather than failing a run
-    import numba
-    from numba import njit, prange
-except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
 
-
-if numba is not None:
-    @njit(parallel=True, nogil=True, cache=True)
-    def _forest_proba(features, roots, depths, feature, threshold, left, right, leaf_fractions, out):
-        """Sum over trees of the class fractions of the leaf each pixel reaches, divided by the tree count."""
-        n = features.shape[0]
-        n_trees = roots.shape[0]
-        n_classes = leaf_fractions.shape[1]
-        n_blocks = (n + BLOCK - 1) // BLOCK
-        for block in prange(n_blocks):
-            start = block * BLOCK
-            size = min(n, start + BLOCK) - start
-            sums = np.zeros((BLOCK, n_classes), np.float64)
-            nodes = np.zeros(BLOCK, np.int32)
-            for tree in range(n_trees):
-                for k in range(size):
-                    nodes[k] = roots[tree]
-                for _ in range(depths[tree]):
-                    for k in range(size):
-                        node = nodes[k]
-                        if features[start + k, feature[node]] > threshold[node]:
-                            nodes[k] = right[node]
-                        else:
-                            nodes[k] = left[node]
-                for k in range(size):
-                    node = nodes[k]
-                    for c in range(n_classes):
-                        sums[k, c] += leaf_fractions[node, c]
-            for k in range(size):
-                for c in range(n_classes):
-                    out[start + k, c] = sums[k, c] / n_trees
-
+def _kernel():
+    """The numba kernel module (imported on first use: numba costs ~0.3 s to import), or None without numba."""
+    try:
+        from iota2.core import forest_kernel
+    except ImportError:  # a broken numba install falls back to scikit-learn rather than failing a run
+        LOGGER.warning("numba is not importable: tree ensembles are applied with scikit-learn (slower)")
+        return None
+    return forest_kernel
 
 def _float32_thresholds(thresholds: np.ndarray) -> np.ndarray:
     """Largest float32 <= each float64 threshold: for a float32 x, ``x <= t64`` iff ``x <= t32``."""
@@ -137,7 +105,7 @@ class CompiledForest:
     def from_estimator(cls, estimator) -> CompiledForest | None:
         """A compiled copy of ``estimator`` (or of the last step of a pipeline), or None when the kernel does
         not cover it (numba missing, another learner, multi-output)."""
-        if numba is None:
+        if _kernel() is None:
             return None
         preprocess = None
         final = estimator
@@ -155,10 +123,11 @@ class CompiledForest:
             features = self.preprocess.transform(features)
         features = np.ascontiguousarray(features, dtype=np.float32)
         out = np.empty((len(features), self.n_classes), np.float64)
+        kernel = _kernel()
         with _KERNEL_LOCK:
-            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-            _forest_proba(features, self.roots, self.depths, self.feature, self.threshold, self.left, self.right,
-                          self.leaf_fractions, out)
+            kernel.set_threads(threads)
+            kernel.forest_proba(features, self.roots, self.depths, self.feature, self.threshold, self.left,
+                                self.right, self.leaf_fractions, out)
         return out
 
 
@@ -175,10 +144,11 @@ def compiled_forest(estimator) -> CompiledForest | None:
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) the kernel, so the first classification task does not wait."""
-    if numba is None:
+    kernel = _kernel()
+    if kernel is None:
         return
     out = np.empty((1, 1), np.float64)
     with _KERNEL_LOCK:
-        _forest_proba(np.zeros((1, 1), np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32),
-                      np.zeros(1, np.int32), np.full(1, np.inf, np.float32), np.zeros(1, np.int32),
-                      np.zeros(1, np.int32), np.ones((1, 1), np.float64), out)
+        kernel.forest_proba(np.zeros((1, 1), np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32),
+                            np.zeros(1, np.int32), np.full(1, np.inf, np.float32), np.zeros(1, np.int32),
+                            np.zeros(1, np.int32), np.ones((1, 1), np.float64), out)

@@ -7,38 +7,42 @@ default to 100 trees and use every core the task is given.
 
 from __future__ import annotations
 
-import functools
-
-from sklearn.ensemble import (AdaBoostClassifier, BaggingClassifier, ExtraTreesClassifier,
-                              GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier)
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.neural_network import MLPClassifier
-from sklearn.svm import SVC
+import importlib
 
 from iota2.core.hookspecs import hookimpl
 
 
-def _with_defaults(estimator_class, **defaults):
-    @functools.wraps(estimator_class)
-    def factory(**params):
-        return estimator_class(**{**defaults, **params})
+class EstimatorFactory:
+    """Builds a scikit-learn estimator with the framework's defaults; scikit-learn is imported on first use,
+    so listing the learners (config checks, ``iota2 plugins``) does not pay for it."""
 
-    factory.estimator_class = estimator_class
-    return factory
+    def __init__(self, module: str, name: str, **defaults):
+        self.module = module
+        self.__name__ = name
+        self.defaults = defaults
+
+    @property
+    def estimator_class(self):
+        return getattr(importlib.import_module(self.module), self.__name__)
+
+    def __call__(self, **params):
+        return self.estimator_class(**{**self.defaults, **params})
+
+    def __repr__(self) -> str:
+        return f"{self.module}.{self.__name__}"
 
 
 @hookimpl
 def iota2_register_classifiers():
     return {
-        "RandomForestClassifier": _with_defaults(RandomForestClassifier, n_estimators=100),
-        "ExtraTreesClassifier": _with_defaults(ExtraTreesClassifier, n_estimators=100),
-        "SVC": _with_defaults(SVC, probability=True),
-        "AdaBoostClassifier": _with_defaults(AdaBoostClassifier),
-        "BaggingClassifier": _with_defaults(BaggingClassifier),
-        "GradientBoostingClassifier": _with_defaults(GradientBoostingClassifier),
-        "HistGradientBoostingClassifier": _with_defaults(HistGradientBoostingClassifier),
-        "LogisticRegression": _with_defaults(LogisticRegression, max_iter=1000),
-        "KNeighborsClassifier": _with_defaults(KNeighborsClassifier),
-        "MLPClassifier": _with_defaults(MLPClassifier, max_iter=500),
+        "RandomForestClassifier": EstimatorFactory("sklearn.ensemble", "RandomForestClassifier", n_estimators=100),
+        "ExtraTreesClassifier": EstimatorFactory("sklearn.ensemble", "ExtraTreesClassifier", n_estimators=100),
+        "SVC": EstimatorFactory("sklearn.svm", "SVC", probability=True),
+        "AdaBoostClassifier": EstimatorFactory("sklearn.ensemble", "AdaBoostClassifier"),
+        "BaggingClassifier": EstimatorFactory("sklearn.ensemble", "BaggingClassifier"),
+        "GradientBoostingClassifier": EstimatorFactory("sklearn.ensemble", "GradientBoostingClassifier"),
+        "HistGradientBoostingClassifier": EstimatorFactory("sklearn.ensemble", "HistGradientBoostingClassifier"),
+        "LogisticRegression": EstimatorFactory("sklearn.linear_model", "LogisticRegression", max_iter=1000),
+        "KNeighborsClassifier": EstimatorFactory("sklearn.neighbors", "KNeighborsClassifier"),
+        "MLPClassifier": EstimatorFactory("sklearn.neural_network", "MLPClassifier", max_iter=500),
     }

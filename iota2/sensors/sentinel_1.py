@@ -40,8 +40,6 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
-from scipy import ndimage
-from scipy.interpolate import CubicSpline
 
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
@@ -388,6 +386,8 @@ def speckle_filter(values: np.ndarray, invalid: np.ndarray, radius: int) -> np.n
     size = 2 * radius + 1
     valid = (~invalid).astype(np.float64)
     data = np.where(invalid, 0.0, values).astype(np.float64)
+    from scipy import ndimage  # scipy imported where used: plugin discovery loads every sensor module
+
     sums = ndimage.uniform_filter(data, size=(1, size, size), mode="constant")
     counts = ndimage.uniform_filter(valid, size=(1, size, size), mode="constant")
     local_mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 1e-6)
@@ -438,6 +438,8 @@ def gapfill_spline(values: np.ndarray, invalid: np.ndarray, input_dates: list[st
             continue  # linear (already computed)
         pixels = np.flatnonzero(inverse == pattern_index)
         x = in_days[pattern]
+        from scipy.interpolate import CubicSpline
+
         spline = CubicSpline(x, flat[pattern][:, :, pixels].astype(np.float64), axis=0)
         out_flat[:, :, pixels] = spline(np.clip(out_days, x[0], x[-1])).astype(np.float32)
     return result
