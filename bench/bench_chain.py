@@ -368,10 +368,12 @@ def child_profile(spec: dict) -> dict:
     model = load_model(model_path(spec["output"], builder.regions[0], 0))
     result = {"chunks": len(windows), "chunk_rows": int(window.height), "chunk_cols": int(window.width),
               "pixels": int(inside.sum()), "features": int(pixels.shape[1]), "features_s": features_s}
-    for threads in spec["threads"]:
-        start = time.perf_counter()
-        predict(model, pixels, builder.labels, threads)
-        result[f"predict_s_{threads}t"] = time.perf_counter() - start
+    predict(model, pixels[:100], builder.labels, 1)  # kernel loaded from numba's cache, as a worker does at start
+    for engine, compiled in (("compiled", True), ("sklearn", False)):
+        for threads in spec["threads"]:
+            start = time.perf_counter()
+            predict(model, pixels, builder.labels, threads, compiled=compiled)
+            result[f"predict_{engine}_s_{threads}t"] = time.perf_counter() - start
     return result
 
 
@@ -489,12 +491,15 @@ def print_report(args, ours: dict, otb: dict | None, stack: dict | None, profile
         print("RATIO OTB/ours: not measured (OTB skipped)")
     if profile:
         print()
-        predicts = {k: v for k, v in profile.items() if k.startswith("predict_s_")}
         print(f"one chunk ({profile['chunk_rows']}x{profile['chunk_cols']} px, {profile['pixels']} px in mask, "
               f"{profile['features']} features; {profile['chunks']} chunks in the tile): "
-              f"feature computation {profile['features_s']:.2f} s, "
-              + ", ".join(f"RF predict_proba ({k[10:-1]} thread{'s' if k[10:-1] != '1' else ''}) {v:.2f} s"
-                          for k, v in predicts.items()))
+              f"feature computation {profile['features_s']:.2f} s")
+        for engine, label in (("compiled", "RF probabilities, compiled kernel (the chain's)"),
+                              ("sklearn", "RF probabilities, scikit-learn predict_proba")):
+            timings = {int(k.rsplit("_", 1)[1][:-1]): v for k, v in profile.items()
+                       if k.startswith(f"predict_{engine}_s_")}
+            print(f"  {label}: " + ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.2f} s"
+                                             for t, v in sorted(timings.items())))
     if memory:
         print()
         for entry in memory:
@@ -594,7 +599,8 @@ def main(argv=None) -> int:
 
     profile = run_child("profile", {"config": str(config_path), "output": str(output),
                                     "threads": sorted({1, os.cpu_count() or 1})})
-    log(f"one chunk: features {profile['features_s']:.2f} s, predict {profile.get('predict_s_1t', 0):.2f} s (1 thread)")
+    log(f"one chunk: features {profile['features_s']:.2f} s, predict {profile.get('predict_compiled_s_1t', 0):.2f} s "
+        f"(compiled, 1 thread), {profile.get('predict_sklearn_s_1t', 0):.2f} s (scikit-learn, 1 thread)")
 
     memory = []
     if not args.skip_memory:

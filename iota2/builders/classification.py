@@ -60,13 +60,15 @@ def _single_threaded(estimator) -> None:
         target.n_jobs = 1
 
 
-def predict(model: dict, features: np.ndarray, all_labels: list[int], threads: int = 1, batch: int = 65_536):
+def predict(model: dict, features: np.ndarray, all_labels: list[int], threads: int = 1, batch: int = 65_536,
+            compiled: bool = True):
     """Labels, confidence (0-100) and probabilities (n, n_all_labels, float32) of feature rows.
 
     Random forests, extra trees and decision trees go through the compiled kernel of
     :mod:`iota2.core.tree_ensemble` (scikit-learn's probabilities, faster); other learners, and features
     with NaN or infinite values, through the estimator's ``predict_proba`` in batches (small enough to
-    stay cache-friendly for tree ensembles), spread over ``threads`` threads.
+    stay cache-friendly for tree ensembles), spread over ``threads`` threads. ``compiled=False`` forces the
+    latter (used by the benchmark to time both).
     """
     estimator = model["estimator"]
     classes = np.asarray(model["classes"])
@@ -82,11 +84,11 @@ def predict(model: dict, features: np.ndarray, all_labels: list[int], threads: i
         confidence[start:stop] = np.rint(proba[np.arange(stop - start), best] * 100).astype(np.uint8)
         proba_all[start:stop, columns] = proba
 
-    compiled = compiled_forest(estimator)
-    if compiled is not None and np.isfinite(features).all():
+    forest = compiled_forest(estimator) if compiled else None
+    if forest is not None and np.isfinite(features).all():
         for start in range(0, n, COMPILED_BATCH):  # bounds the float64 probabilities to 256 Ki pixels
             stop = min(n, start + COMPILED_BATCH)
-            store(start, stop, compiled.predict_proba(features[start:stop], threads))
+            store(start, stop, forest.predict_proba(features[start:stop], threads))
         return labels, confidence, proba_all
     _single_threaded(estimator)
 

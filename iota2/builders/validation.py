@@ -43,18 +43,20 @@ def confusion_of_run(config: dict, tiles: list[str], run: int, all_labels: list[
     scores = coefficients(total)
     LOGGER.info("run %d: OA %.4f, kappa %.4f over %d validation pixels", run, scores["oa"], scores["kappa"],
                 int(total.sum()))
+    # drawn here rather than in the report, so the figures of the runs are drawn side by side with the mosaic
+    names = read_nomenclature(Config(config)["chain"].get("nomenclature_path"))
+    plot_confusion_matrix(Path(output_path) / "final" / f"Confusion_Matrix_Classif_Seed_{run}.png", total,
+                          all_labels, {label: names.get(label, str(label)) for label in all_labels},
+                          title=f"Classif_Seed_{run}")
 
 
 def report(config: dict, runs: int, output_path: str) -> None:
-    """``final/RESULTS.txt`` (mean over runs with 95 % intervals) and one confusion-matrix PNG per run."""
+    """``final/RESULTS.txt``: mean over runs with 95 % intervals (each run's PNG is drawn by its confusion task)."""
     config = Config(config)
     names = read_nomenclature(config["chain"].get("nomenclature_path"))
     matrices, labels = [], None
     for run in range(runs):
         matrix, labels = read_confusion_csv(run_matrix_path(output_path, run))
         matrices.append(matrix)
-        class_names = {label: names.get(label, str(label)) for label in labels}
-        plot_confusion_matrix(Path(output_path) / "final" / f"Confusion_Matrix_Classif_Seed_{run}.png", matrix,
-                              labels, class_names, title=f"Classif_Seed_{run}")
     write_results_txt(Path(output_path) / "final" / "RESULTS.txt", matrices, labels,
                       {label: names.get(label, str(label)) for label in labels})
