@@ -49,9 +49,33 @@ def landsat8_product_name(tile: str, date: str) -> str:
     return f"LANDSAT8-OLITIRS-XS_{date}-103411-123_L2A_{tile}_D_V1-9"
 
 
-def s2c_product_name(tile: str, date: str) -> str:
+#: first acquisition date ESA processed with baseline 04.00 (reflectance offset of +1000 in the files)
+BASELINE_04_START = "20220125"
+
+
+def s2c_baseline(date: str, baseline: str | None = None) -> str:
+    """Processing baseline token of a product: ``baseline`` if given, else ``N0400`` from 25 January 2022 on and
+    ``N0206`` before (as ESA's archive)."""
+    if baseline is not None:
+        return baseline
+    return "N0400" if date >= BASELINE_04_START else "N0206"
+
+
+def s2c_product_name(tile: str, date: str, baseline: str | None = None) -> str:
     """Sen2Cor product name, e.g. ``S2A_MSIL2A_20180511T105031_N0206_R051_T31TCJ_20180511T140000.SAFE``."""
-    return f"S2A_MSIL2A_{date}T105031_N0206_R051_{tile}_{date}T140000.SAFE"
+    return f"S2A_MSIL2A_{date}T105031_{s2c_baseline(date, baseline)}_R051_{tile}_{date}T140000.SAFE"
+
+
+def _s2c_metadata(with_offset: bool) -> str:
+    """A ``MTD_MSIL2A.xml`` reduced to the radiometric fields the sensor reads."""
+    offsets = "".join(f'<BOA_ADD_OFFSET band_id="{band_id}">-1000</BOA_ADD_OFFSET>' for band_id in range(13))
+    offset_list = f"<BOA_ADD_OFFSET_VALUES_LIST>{offsets}</BOA_ADD_OFFSET_VALUES_LIST>" if with_offset else ""
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd">'
+            "<n1:General_Info><Product_Image_Characteristics><QUANTIFICATION_VALUES_LIST>"
+            '<BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE>'
+            "</QUANTIFICATION_VALUES_LIST>" + offset_list +
+            "</Product_Image_Characteristics></n1:General_Info></n1:Level-2A_User_Product>\n")
 
 
 def l3a_product_name(tile: str, date: str) -> str:
@@ -125,7 +149,7 @@ def _scene_classification(ground20: np.ndarray, clm: np.ndarray, saturated: np.n
     return scl
 
 
-def _write_s2c(scene: Scene, root: Path) -> None:
+def _write_s2c(scene: Scene, root: Path, baseline: str | None = None) -> None:
     for tile_index, tile in enumerate(scene.tiles):
         transform10, transform20 = scene.tile_transform(tile_index), scene.tile_transform(tile_index, 2)
         for date in scene.dates_by_tile[tile]:
@@ -133,16 +157,23 @@ def _write_s2c(scene: Scene, root: Path) -> None:
             ground20 = block_mean(ground, 2)
             edge20 = _block_any(edge, 2)
             granule = f"L2A_{tile}_A015000_{date}T105031"
-            folder = root / tile / s2c_product_name(tile, date) / "GRANULE" / granule / "IMG_DATA"
+            product = root / tile / s2c_product_name(tile, date, baseline)
+            folder = product / "GRANULE" / granule / "IMG_DATA"
             prefix = f"{tile}_{date}T105031"
             for resolution in (10, 20):
                 (folder / f"R{resolution}m").mkdir(parents=True, exist_ok=True)
+            offset = int(s2c_baseline(date, baseline)[1:]) >= 400  # baseline 04.00: files hold reflectance + 1000
+            (product / "MTD_MSIL2A.xml").write_text(_s2c_metadata(offset), encoding="utf-8")
             for band_index, band in enumerate(BANDS):
                 if band in BANDS_10M:
                     values, transform, resolution = _reflectance(ground[band_index], np.uint16), transform10, 10
+                    if offset:
+                        values[values != 0] += 1000
                     values[edge] = 0
                 else:
                     values, transform, resolution = _reflectance(ground20[band_index], np.uint16), transform20, 20
+                    if offset:
+                        values[values != 0] += 1000
                     values[edge20] = 0
                 _write_jp2(folder / f"R{resolution}m" / f"{prefix}_{S2C_TOKENS[band]}_{resolution}m.jp2", values,
                            transform, scene.crs)
@@ -178,14 +209,15 @@ _LAYOUTS = {"l8_path": ("l8", 6, _write_landsat8), "s2_s2c_path": ("s2c", 2, _wr
             "s2_l3a_path": ("l3a", 2, _write_l3a)}
 
 
-def _generate(key: str, out_dir, tiles, size, dates, seed, cloud_fraction, crs, origin, overlap) -> dict:
+def _generate(key: str, out_dir, tiles, size, dates, seed, cloud_fraction, crs, origin, overlap,
+              **writer_options) -> dict:
     folder_name, factor, writer = _LAYOUTS[key]
     _check_size(size, overlap, factor)
     out_dir = Path(out_dir)
     root = out_dir / folder_name
     root.mkdir(parents=True, exist_ok=True)
     scene = simulate(tiles, size, dates, seed, cloud_fraction, crs, origin, overlap)
-    writer(scene, root)
+    writer(scene, root, **writer_options)
     return {key: str(root.resolve()), **write_reference(out_dir, scene)}
 
 
@@ -230,9 +262,10 @@ def generate_landsat8(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int
 def generate_s2c(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int = 200,
                  dates: list[str] | dict[str, list[str]] | None = None, seed: int = 0,
                  cloud_fraction: float = 0.15, crs: str = "EPSG:32631",
-                 origin: tuple[float, float] = (300000.0, 4900020.0), overlap: int = 0) -> dict:
+                 origin: tuple[float, float] = (300000.0, 4900020.0), overlap: int = 0,
+                 processing_baseline: str | None = None) -> dict:
     return _generate("s2_s2c_path", out_dir, tiles, size, dates if dates is not None else list(DEFAULT_DATES), seed,
-                     cloud_fraction, crs, origin, overlap)
+                     cloud_fraction, crs, origin, overlap, baseline=processing_baseline)
 
 
 def generate_l3a(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int = 200,
@@ -248,6 +281,10 @@ generate_landsat8.__doc__ = ("Write a synthetic Landsat 8 THEIA dataset (30 m pr
                                                   key="l8_path"))
 generate_s2c.__doc__ = ("Write a synthetic Sen2Cor Sentinel-2 dataset (JPEG 2000 ``.SAFE`` products) with its "
                         "ground truth.\n" + _PARAMETERS.format(size_rule="even", default=":data:`DEFAULT_DATES`",
-                                                               key="s2_s2c_path"))
+                                                               key="s2_s2c_path").replace(
+                            "\n    Returns", "    processing_baseline\n        Baseline token of every product "
+                            "(``N0206``, ``N0400``...); by default ``N0400`` from 25 January 2022 on, whose files "
+                            "hold reflectance x10000 + 1000 and whose ``MTD_MSIL2A.xml`` declares the -1000 "
+                            "offset.\n\n    Returns"))
 generate_l3a.__doc__ = ("Write a synthetic THEIA Sentinel-2 L3A dataset (monthly syntheses) with its ground truth.\n"
                         + _PARAMETERS.format(size_rule="even", default=":data:`L3A_DATES`", key="s2_l3a_path"))

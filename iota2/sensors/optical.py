@@ -167,6 +167,11 @@ class OpticalProduct:
         """Path of the mask file ``mask``."""
         raise NotImplementedError
 
+    def radiometry(self, band: str) -> tuple[float, float]:
+        """``(offset, factor)`` turning the file's values into the chain's reflectance x10000:
+        ``(value + offset) * factor`` (nodata excluded). Identity unless the product says otherwise."""
+        return 0.0, 1.0
+
     def files(self) -> list[Path]:
         """Every band and mask file the product must contain."""
         return [self.band_path(band) for band in self.bands] + [self.mask_path(mask) for mask in self.masks]
@@ -414,7 +419,7 @@ def read_onto_grid(path: str | Path, grid: Grid, resampling: Resampling, fill: f
     fill
         Value of grid pixels outside the file.
     source_nodata
-        Nodata value of the file used when warping if the file declares none.
+        Nodata value of the file if it declares none: left out of the resampling kernel.
     force_warp
         Always warp with a :class:`~rasterio.vrt.WarpedVRT` (used to check the direct path).
 
@@ -431,6 +436,11 @@ def read_onto_grid(path: str | Path, grid: Grid, resampling: Resampling, fill: f
     shape = (grid.height, grid.width)
     with open_raster(path) as src:
         window = None if force_warp else aligned_window(src, grid)
+        if (window is not None and src.nodata is None and source_nodata is not None
+                and resampling != Resampling.nearest and (window.width, window.height) != (grid.width, grid.height)):
+            # GDAL's resampled read would mix the undeclared nodata value into the pixels next to it; the
+            # warper leaves it out of the kernel (same values elsewhere)
+            window = None
         if window is not None:
             if window.width == grid.width and window.height == grid.height:
                 return read_checked(src, 1, window=window)
@@ -580,6 +590,8 @@ class OpticalSensor(Sensor):
             for path in product.files():
                 if not path.is_file():
                     raise InputDataError(self._missing_file_message(product, path))
+            for band in self.bands:  # reads the product's radiometric metadata, if any: a bad file fails here
+                product.radiometry(band)
             grids = {}
             for band in self.bands:
                 path = product.band_path(band)
@@ -718,6 +730,10 @@ class OpticalSensor(Sensor):
                 values = read_onto_grid(product.band_path(band), grid, Resampling.bilinear, self.nodata,
                                         source_nodata=self.source_nodata)
                 raw[band_index] = values
+                offset, factor = product.radiometry(band)
+                if offset != 0.0 or factor != 1.0:
+                    has_value = (values != self.source_nodata) & (values != self.nodata)
+                    raw[band_index][has_value] = (values[has_value] + offset) * factor
                 if self.source_nodata != self.nodata:
                     raw[band_index][values == self.source_nodata] = self.nodata
             no_data = np.any(raw == self.nodata, axis=0)

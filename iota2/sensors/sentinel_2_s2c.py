@@ -10,7 +10,10 @@ The acquisition date is the third ``_``-separated field of the product name, bef
 scene classification (``SCL``) flags invalid observations: 0 no data, 1 saturated or defective,
 3 cloud shadow, 8 and 9 cloud (medium and high probability), 10 thin cirrus; 0 is also outside the
 footprint. Reflectances are stored x10000 (the scale of THEIA's products) with nodata 0, replaced by
--10000 when read. Bands are stacked B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12 (files ``B02``...), so
+-10000 when read. Since processing baseline 04.00 (products from 25 January 2022, ``N0400`` and later in
+the name) the files hold reflectance x10000 + 1000: the offset (``BOA_ADD_OFFSET`` per band) and the scale
+(``BOA_QUANTIFICATION_VALUE``) are read from the product's ``MTD_MSIL2A.xml`` and removed, so products
+before and after the change are on one scale. Bands are stacked B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12 (files ``B02``...), so
 labels are ``sentinel2s2c_b2_YYYYMMDD``... Files are read through GDAL's JPEG 2000 driver
 (``JP2OpenJPEG``).
 """
@@ -18,8 +21,13 @@ labels are ``sentinel2s2c_b2_YYYYMMDD``... Files are read through GDAL's JPEG 20
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
+import re
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from iota2.core.errors import InputDataError
 from iota2.core.hookspecs import hookimpl
 from iota2.sensors.optical import (INDEX_BANDS, NODATA, MaskSpec, OpticalProduct, OpticalSensor, _valid_date,
                                    sensor_sections)
@@ -33,6 +41,15 @@ BAND_FILES = {"B2": ("B02", 10), "B3": ("B03", 10), "B4": ("B04", 10), "B5": ("B
 SCL_INVALID = (0, 1, 3, 8, 9, 10)
 #: nodata value of the Sen2Cor band files
 S2C_NODATA = 0
+#: index of each band in the ``band_id`` attributes of ``MTD_MSIL2A.xml`` (B1 = 0 ... B12 = 12)
+BAND_IDS = {"B1": 0, "B2": 1, "B3": 2, "B4": 3, "B5": 4, "B6": 5, "B7": 6, "B8": 7, "B8A": 8, "B9": 9, "B10": 10,
+            "B11": 11, "B12": 12}
+#: offset ESA applies to every band from processing baseline 04.00 on
+BASELINE_04_OFFSET = -1000.0
+#: the chain's reflectance scale
+REFLECTANCE_SCALE = 10000.0
+
+LOGGER = logging.getLogger(__name__)
 
 
 def s2c_date(name: str) -> str | None:
@@ -44,6 +61,49 @@ def s2c_date(name: str) -> str | None:
     if len(fields) < 3:
         return None
     return _valid_date(fields[2].split("T")[0])
+
+
+def processing_baseline(name: str) -> float | None:
+    """Processing baseline of a product name (``..._N0400_...`` -> 4.0), or ``None``."""
+    found = re.search(r"_N(\d{2})(\d{2})_", name)
+    return int(found.group(1)) + int(found.group(2)) / 100.0 if found else None
+
+
+@functools.lru_cache(maxsize=512)
+def product_radiometry(product_folder: str) -> tuple[dict[int, float], float]:
+    """``({band_id: offset}, quantification)`` of a Sen2Cor product.
+
+    From its ``MTD_MSIL2A.xml`` when present (no ``BOA_ADD_OFFSET`` element: offset 0). Without the file
+    (products trimmed by hand), baseline 04.00 and later get ESA's offset of -1000 on every band, with a
+    warning, and earlier baselines none.
+    """
+    folder = Path(product_folder)
+    metadata = folder / "MTD_MSIL2A.xml"
+    if not metadata.is_file():
+        baseline = processing_baseline(folder.name)
+        if baseline is not None and baseline >= 4.0:
+            LOGGER.warning("%s: no MTD_MSIL2A.xml; processing baseline %.2f products carry a reflectance offset, "
+                           "assumed to be ESA's %g on every band", folder.name, baseline, BASELINE_04_OFFSET)
+            return dict.fromkeys(BAND_IDS.values(), BASELINE_04_OFFSET), REFLECTANCE_SCALE
+        return {}, REFLECTANCE_SCALE
+    try:
+        root = ElementTree.parse(metadata).getroot()
+    except ElementTree.ParseError as exc:
+        raise InputDataError(f"{metadata} is not valid XML ({exc}); restore the product's metadata file") from exc
+    offsets, quantification = {}, REFLECTANCE_SCALE
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1]
+        try:
+            if tag == "BOA_ADD_OFFSET" and "band_id" in element.attrib:
+                offsets[int(element.attrib["band_id"])] = float(element.text)
+            elif tag == "BOA_QUANTIFICATION_VALUE":
+                quantification = float(element.text)
+        except (TypeError, ValueError) as exc:
+            raise InputDataError(f"{metadata}: unreadable {tag} value {element.text!r}; restore the product's "
+                                 "metadata file") from exc
+    if quantification <= 0:
+        raise InputDataError(f"{metadata}: BOA_QUANTIFICATION_VALUE = {quantification} must be > 0")
+    return offsets, quantification
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +132,11 @@ class S2CProduct(OpticalProduct):
     def mask_path(self, mask: str) -> Path:
         """Path of the 20 m scene classification (``mask`` is ``"SCL"``)."""
         return self._find(mask, 20)
+
+    def radiometry(self, band: str) -> tuple[float, float]:
+        """Baseline 04.00 offset and quantification of ``band`` (see :func:`product_radiometry`)."""
+        offsets, quantification = product_radiometry(str(self.path))
+        return offsets.get(BAND_IDS[band], 0.0), REFLECTANCE_SCALE / quantification
 
 
 class Sentinel2S2C(OpticalSensor):

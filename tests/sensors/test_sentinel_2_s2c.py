@@ -78,3 +78,44 @@ def test_missing_band_names_the_pattern(tmp_path):
     with pytest.raises(InputDataError) as error:
         sensor.check_inputs()
     assert sensor.products[1].name in str(error.value) and "B11_20m.jp2" in str(error.value)
+
+
+def _read_all(path, tmp_path):
+    sensor = Sentinel2S2C(make_config(path, tmp_path), "T31TCJ")
+    sensor.check_inputs()
+    grid = sensor.reference_grid()
+    return sensor, sensor.read(grid, Window(0, 0, grid.width, grid.height), sensor.input_dates())
+
+
+def test_baseline_04_offset_is_removed(tmp_path):
+    """The same landscape written before and after ESA's processing baseline 04.00 (files x10000 + 1000, offset
+    declared in MTD_MSIL2A.xml) reads to the same reflectances and features."""
+    dates = ["20220105", "20220306"]
+    before = generate_s2c(tmp_path / "old", tiles=("T31TCJ",), size=16, dates=dates, seed=2,
+                          processing_baseline="N0206")
+    after = generate_s2c(tmp_path / "new", tiles=("T31TCJ",), size=16, dates=dates, seed=2)
+    sensor_after, data_after = _read_all(after["s2_s2c_path"], tmp_path)
+    assert [product.name.split("_")[3] for product in sensor_after.products] == ["N0206", "N0400"]
+    with rasterio.open(sensor_after.products[1].band_path("B4")) as src:
+        stored = src.read(1)
+    _, data_before = _read_all(before["s2_s2c_path"], tmp_path)
+    assert stored[stored > 0].min() > 1000  # the files do hold the offset
+    np.testing.assert_array_equal(data_after.masks, data_before.masks)
+    valid = data_after.masks == 0  # (edge pixels mix the files' 0 into the up-sampling of the 20 m bands)
+    np.testing.assert_array_equal(data_after.raw.transpose(1, 0, 2, 3)[:, valid],
+                                  data_before.raw.transpose(1, 0, 2, 3)[:, valid])
+    np.testing.assert_allclose(data_after.features, data_before.features)
+    # without its metadata file, a baseline 04.00 product gets ESA's offset (and a warning)
+    sentinel_2_s2c.product_radiometry.cache_clear()
+    (sensor_after.products[1].path / "MTD_MSIL2A.xml").unlink()
+    _, trimmed = _read_all(after["s2_s2c_path"], tmp_path)
+    np.testing.assert_array_equal(trimmed.raw, data_after.raw)
+
+
+def test_unreadable_metadata_fails_at_check(tmp_path):
+    dataset = generate_s2c(tmp_path / "data", tiles=("T31TCJ",), size=16, dates=["20220306"], seed=1)
+    sensor = Sentinel2S2C(make_config(dataset["s2_s2c_path"], tmp_path), "T31TCJ")
+    (sensor.products[0].path / "MTD_MSIL2A.xml").write_text("<truncated", encoding="utf-8")
+    sentinel_2_s2c.product_radiometry.cache_clear()
+    with pytest.raises(InputDataError, match="MTD_MSIL2A.xml is not valid XML"):
+        sensor.check_inputs()
