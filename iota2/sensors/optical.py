@@ -48,7 +48,7 @@ from rasterio.windows import Window
 from iota2.core import config as config_module
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
-from iota2.core.raster import Grid, open_raster, read_checked
+from iota2.core.raster import Grid, open_raster, read_checked, warp_scale_options
 from iota2.core.sensor import Sensor, SensorData
 from iota2.core.timeseries import interpolation_grid, parse_date, series_on_dates
 
@@ -448,7 +448,8 @@ def read_onto_grid(path: str | Path, grid: Grid, resampling: Resampling, fill: f
         nodata = src.nodata if src.nodata is not None else source_nodata
         try:
             with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                           resampling=resampling, src_nodata=nodata, nodata=fill) as vrt:
+                           resampling=resampling, src_nodata=nodata, nodata=fill,
+                           **warp_scale_options(src, grid)) as vrt:
                 return vrt.read(1)
         except rasterio.errors.RasterioError as exc:
             raise InputDataError(f"raster '{path}' is corrupt or cannot be warped onto the tile grid ({exc}); "

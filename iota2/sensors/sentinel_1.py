@@ -27,6 +27,8 @@ import argparse
 import configparser
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 import math
 import os
@@ -44,7 +46,7 @@ from rasterio.windows import Window
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
-from iota2.core.raster import Grid, atomic_output, open_raster
+from iota2.core.raster import Grid, atomic_output, open_raster, warp_scale_options
 from iota2.core.sensor import Sensor, SensorData
 from iota2.core.timeseries import date_grid, day_numbers, gapfill_linear
 
@@ -318,7 +320,7 @@ def _warp(path: Path, band: int, grid: Grid) -> np.ndarray:
         try:
             with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
                            resampling=Resampling.bilinear, src_nodata=nodata, nodata=0.0,
-                           tolerance=1e-9) as vrt:
+                           tolerance=1e-9, **warp_scale_options(src, grid)) as vrt:
                 values = vrt.read(band)
         except rasterio.errors.RasterioError as exc:
             raise InputDataError(f"Sentinel-1 file '{path}' is corrupt or cannot be warped onto the tile grid "
@@ -473,6 +475,55 @@ def stack_path(cfg: S1Config, tile: str, pol: str, orbit: str) -> Path:
     return cfg.output / tile / f"{tile}_{pol}_{orbit}_STACK.tif"
 
 
+FINGERPRINT_TAG = "IOTA2_S1_FINGERPRINT"
+"""Tag of a preprocessed stack: what it was computed from (see :func:`stack_fingerprint`)."""
+
+
+def stack_fingerprint(cfg: S1Config, files: list[S1File], grid: Grid) -> str:
+    """Digest of what the stack of one orbit depends on: its files (names and sizes), the filter radius, the
+    border threshold and the tile grid. A stack whose tag differs is stale and is not used."""
+    payload = {"files": sorted((item.path.name, item.path.stat().st_size) for item in files),
+               "window_radius": cfg.window_radius, "border_threshold": cfg.border_threshold,
+               "grid": [grid.crs.to_wkt(), list(grid.transform)[:6], grid.width, grid.height]}
+    return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _usable_stacks(paths: tuple[str, ...], mtimes: tuple[float, ...], fingerprint: str) -> bool:
+    """Whether every stack of ``paths`` carries ``fingerprint`` (checked once per file version)."""
+    for path in paths:
+        with open_raster(path) as src:
+            if src.tags().get(FINGERPRINT_TAG) != fingerprint:
+                LOGGER.warning("Sentinel-1 stack '%s' was computed from other images or settings; it is ignored and "
+                               "the values are computed in memory (run 'iota2 s1-preprocess' again to refresh it)",
+                               path)
+                return False
+    return True
+
+
+def preprocessed_stacks(cfg: S1Config, tile: str, orbit: str, files: list[S1File], grid: Grid) -> list[Path] | None:
+    """The (vv, vh) stacks of ``orbit`` written by ``iota2 s1-preprocess`` for ``tile``, if they exist and match
+    the current files, settings and grid; else None."""
+    paths = [stack_path(cfg, tile, pol, orbit) for pol in POLARISATIONS]
+    if not all(path.is_file() for path in paths):
+        return None
+    fingerprint = stack_fingerprint(cfg, [item for item in files if item.orbit == orbit], grid)
+    if not _usable_stacks(tuple(map(str, paths)), tuple(path.stat().st_mtime for path in paths), fingerprint):
+        return None
+    return paths
+
+
+def read_stacks(paths: list[Path], window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """``window`` of preprocessed (vv, vh) stacks: (dates, 2, rows, cols) filtered values and (dates, rows, cols)
+    invalid flags (the stacks hold 0 where invalid)."""
+    bands = []
+    for path in paths:
+        with open_raster(path) as src:
+            bands.append(src.read(window=window).astype(np.float32, copy=False))
+    values = np.stack(bands, axis=1)
+    return values, np.any(values == 0.0, axis=1)
+
+
 def preprocess_tile(cfg: S1Config, tile: str, rows_per_block: int = 512) -> list[Path]:
     """Write the filtered stacks of ``tile`` reprojected onto its S2 reference grid.
 
@@ -512,8 +563,10 @@ def preprocess_tile(cfg: S1Config, tile: str, rows_per_block: int = 512) -> list
                     for pol_index, out in enumerate((out_vv, out_vh)):
                         filtered = speckle_filter(values[:, pol_index], invalid, radius)
                         out.write(filtered[inner], window=window)
+                fingerprint = stack_fingerprint(cfg, [item for item in files if item.orbit == orbit], grid)
                 for out in (out_vv, out_vh):
                     out.descriptions = tuple(dates)
+                    out.update_tags(**{FINGERPRINT_TAG: fingerprint})
         for pol in POLARISATIONS:
             (folder / f"{pol}_{orbit}_dates_input.txt").write_text("".join(f"{d}\n" for d in dates))
             grid_dates = date_grid(dates[0], dates[-1], cfg.temporal_resolution)
@@ -642,12 +695,17 @@ class Sentinel1(Sensor):
         validity = np.zeros((rows, cols), dtype=np.uint16)
         gapfill = gapfill_spline if cfg.interpolation == "spline" else gapfill_linear
         for orbit_index, orbit in enumerate(ORBITS):
-            dates, values, invalid = read_acquisitions(files, orbit, padded, cfg.border_threshold)
-            if not dates:
-                continue
-            filtered = np.stack([speckle_filter(values[:, pol], invalid, radius) for pol in range(2)], axis=1)
-            filtered = filtered[(slice(None), slice(None)) + inner]
-            invalid = invalid[(slice(None),) + inner]
+            stacks = preprocessed_stacks(cfg, self.tile, orbit, files, grid)
+            if stacks is not None:  # written by iota2 s1-preprocess: the same values, already filtered
+                dates = sorted({item.date for item in files if item.orbit == orbit})
+                filtered, invalid = read_stacks(stacks, window)
+            else:
+                dates, values, invalid = read_acquisitions(files, orbit, padded, cfg.border_threshold)
+                if not dates:
+                    continue
+                filtered = np.stack([speckle_filter(values[:, pol], invalid, radius) for pol in range(2)], axis=1)
+                filtered = filtered[(slice(None), slice(None)) + inner]
+                invalid = invalid[(slice(None),) + inner]
             bands = slice(2 * orbit_index, 2 * orbit_index + 2)
             indexes = [position[date] for date in dates]
             raw[indexes, bands] = filtered
@@ -681,7 +739,11 @@ class Sentinel1(Sensor):
         window_grid = grid.window_grid(window)
         validity = np.zeros((window_grid.height, window_grid.width), dtype=np.uint16)
         for orbit in ORBITS:
-            _, _, invalid = read_acquisitions(files, orbit, window_grid, cfg.border_threshold)
+            stacks = preprocessed_stacks(cfg, self.tile, orbit, files, grid)
+            if stacks is not None:
+                _, invalid = read_stacks(stacks, window)
+            else:
+                _, _, invalid = read_acquisitions(files, orbit, window_grid, cfg.border_threshold)
             validity += (~invalid).sum(axis=0, dtype=np.uint16)
         return validity, validity > 0
 

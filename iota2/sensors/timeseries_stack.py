@@ -38,7 +38,7 @@ from iota2.core import config as config_module
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
-from iota2.core.raster import Grid, open_raster, read_checked
+from iota2.core.raster import Grid, open_raster, read_checked, warp_scale_options
 from iota2.core.sensor import Sensor, SensorData
 from iota2.core.timeseries import interpolation_grid, series_on_dates
 from iota2.sensors import sentinel_2 as _s2
@@ -97,7 +97,7 @@ def _read_bands(path: Path, grid: Grid, resampling: Resampling, fill: float) -> 
         try:
             with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
                            resampling=resampling, src_nodata=src.nodata if src.nodata is not None else fill,
-                           nodata=fill) as vrt:
+                           nodata=fill, **warp_scale_options(src, grid)) as vrt:
                 return vrt.read().astype(np.float32, copy=False)
         except rasterio.errors.RasterioError as exc:
             raise InputDataError(f"raster '{path}' is corrupt or cannot be warped onto the tile grid ({exc}); "

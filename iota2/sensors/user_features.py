@@ -34,7 +34,7 @@ from rasterio.windows import Window
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
-from iota2.core.raster import Grid, open_raster, read_checked
+from iota2.core.raster import Grid, open_raster, read_checked, warp_scale_options
 from iota2.core.sensor import Sensor, SensorData
 from iota2.sensors.sentinel_2 import aligned_window
 
@@ -94,7 +94,8 @@ def read_band_onto_grid(path: str | Path, band: int, grid: Grid,
             values = np.full(shape, np.nan, dtype=np.float32)
             try:
                 reproject(rasterio.band(src, band), values, src_nodata=nodata, dst_transform=grid.transform,
-                          dst_crs=grid.crs, dst_nodata=np.nan, resampling=resampling, tolerance=0.0)
+                          dst_crs=grid.crs, dst_nodata=np.nan, resampling=resampling, tolerance=0.0,
+                          **warp_scale_options(src, grid))
             except rasterio.errors.RasterioError as exc:
                 raise InputDataError(f"raster '{path}' is corrupt or cannot be warped onto the tile grid ({exc}); "
                                      "replace it with a valid georeferenced raster") from exc

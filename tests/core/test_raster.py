@@ -92,3 +92,35 @@ def test_auto_chunk_count_is_a_multiple_of_parallel_tasks():
     windows = chunk_windows(GRID, "auto", bytes_per_pixel=1000, memory_mb=1, multiple_of=3)
     assert len(windows) % 3 == 0 and len(windows) >= 4
     assert np.all(covered(windows, GRID) == 1)
+
+
+def test_warp_scale_makes_a_reprojected_read_independent_of_the_window(tmp_path):
+    """A 20 m raster in UTM 30 warped (bilinear) onto a 10 m UTM 31 grid: a strip of rows gets the values of the
+    whole grid (GDAL would otherwise estimate the resampling factor per window, and the rotation between the
+    zones makes that estimate depend on the window's shape)."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+    from rasterio.warp import transform_bounds
+
+    from iota2.core.raster import warp_scale_options
+
+    grid = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900020), 400, 400)
+    left, bottom, right, top = transform_bounds(grid.crs, CRS.from_epsg(32630), *grid.bounds)
+    source = Grid(CRS.from_epsg(32630), Affine(20, 0, left - 400, 0, -20, top + 400),
+                  int((right - left + 800) / 20), int((top - bottom + 800) / 20))
+    rng = np.random.default_rng(0)
+    path = tmp_path / "utm30.tif"
+    write_raster(path, rng.random((source.height, source.width)).astype(np.float32) + 1.0, source)
+
+    def warp(target: Grid) -> np.ndarray:
+        with rasterio.open(path) as src:
+            options = warp_scale_options(src, target)
+            assert options["XSCALE"] == pytest.approx(2.0, rel=0.01) and options["YSCALE"] == pytest.approx(2.0, rel=0.01)
+            with WarpedVRT(src, crs=target.crs, transform=target.transform, width=target.width, height=target.height,
+                           resampling=Resampling.bilinear, tolerance=1e-9, **options) as vrt:
+                return vrt.read(1)
+
+    whole = warp(grid)
+    for window in (Window(0, 0, 400, 6), Window(0, 200, 400, 50), Window(350, 0, 20, 400)):
+        strip = warp(grid.window_grid(window))
+        np.testing.assert_array_equal(strip, whole[window.toslices()])

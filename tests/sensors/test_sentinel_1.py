@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import rasterio
@@ -232,6 +234,8 @@ def test_tile_not_covered_and_not_listed(tmp_path, data):
 def test_s1_preprocess_command_writes_the_stacks(tmp_path, data):
     cfg = tmp_path / "s1.cfg"
     cfg.write_text(data["cfg"].path.read_text().replace(str(data["cfg"].output), str(tmp_path / "pre")))
+    sen = sensor(cfg)
+    result = sen.read(data["grid"], Window(0, 0, 100, 100), ["20180105"])  # computed in memory: no stack yet
     assert main(["s1-preprocess", str(cfg), "--tile", TILE]) == 0
     folder = tmp_path / "pre" / TILE
     for pol in ("vv", "vh"):
@@ -243,9 +247,39 @@ def test_s1_preprocess_command_writes_the_stacks(tmp_path, data):
             assert dates == data["s1"]["dates"][orbit]
             assert (folder / f"{pol}_{orbit}_dates_interpolation.txt").exists()
     # the stack equals the sensor's filtered raw series
-    sen = sensor(cfg)
-    result = sen.read(data["grid"], Window(0, 0, 100, 100), ["20180105"])
     des_index = [result.input_dates.index(d) for d in data["s1"]["dates"]["DES"]]
     with rasterio.open(folder / f"{TILE}_vh_DES_STACK.tif") as src:
         np.testing.assert_allclose(src.read(), result.raw[des_index, 1], rtol=1e-5, atol=1e-8)
     assert main(["s1-preprocess", str(cfg), "--tile", "T30TXY"]) == 2  # no reference image
+
+
+def test_chain_reads_the_preprocessed_stacks_when_they_match(tmp_path, data, caplog):
+    """With stacks written by s1-preprocess, the sensor reads them (same values as computing in memory); stacks
+    computed with other settings are ignored with a warning."""
+    cfg = tmp_path / "s1.cfg"
+    text = data["cfg"].path.read_text().replace(str(data["cfg"].output), str(tmp_path / "pre"))
+    cfg.write_text(text)
+    grid, window = data["grid"], Window(10, 20, 60, 30)
+    dates = s1.Sentinel1.interpolation_dates(sensor(cfg).config, {TILE: sensor(cfg).input_dates()})
+    in_memory = sensor(cfg).read(grid, window, dates)
+    assert main(["s1-preprocess", str(cfg), "--tile", TILE]) == 0
+    from_stacks = sensor(cfg).read(grid, window, dates)
+    np.testing.assert_array_equal(from_stacks.features, in_memory.features)
+    np.testing.assert_array_equal(from_stacks.validity, in_memory.validity)
+    np.testing.assert_array_equal(sensor(cfg).read_masks(grid, window)[0], in_memory.validity)
+    # the stacks are what is read: doubling one doubles the raw values of its orbit and polarisation
+    path = tmp_path / "pre" / TILE / f"{TILE}_vv_DES_STACK.tif"
+    with rasterio.open(path, "r+") as dst:
+        dst.write(dst.read() * 2.0)
+    doubled = sensor(cfg).read(grid, window, dates)
+    des_index = [in_memory.input_dates.index(d) for d in data["s1"]["dates"]["DES"]]
+    np.testing.assert_allclose(doubled.raw[des_index, 0], 2.0 * in_memory.raw[des_index, 0])
+    # other settings (border threshold): the stale stacks are ignored
+    cfg.write_text(re.sub(r"(?im)^(borderthreshold\s*=\s*).*$", r"\g<1>0.002", text))
+    assert s1.read_config(cfg).border_threshold != data["cfg"].border_threshold
+    caplog.clear()
+    stale = sensor(cfg).read(grid, window, dates)
+    assert "ignored" in caplog.text and "s1-preprocess" in caplog.text
+    reference = sensor(cfg)
+    assert not np.array_equal(stale.raw[des_index, 0], doubled.raw[des_index, 0])
+    np.testing.assert_array_equal(stale.features, reference.read(grid, window, dates).features)
