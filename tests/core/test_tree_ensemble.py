@@ -85,3 +85,27 @@ def test_predict_falls_back_on_nan_features():
     np.testing.assert_allclose(proba, reference.astype(np.float32), atol=1e-6)
     assert np.array_equal(result_labels, np.asarray(model["classes"])[reference.argmax(axis=1)])
     assert np.array_equal(confidence, np.rint(reference.max(axis=1) * 100).astype(np.uint8))
+
+
+def test_a_failing_kernel_falls_back_to_scikit_learn(monkeypatch, caplog):
+    """If numba cannot compile or load the kernel (no writable cache folder, broken install), classification goes
+    through scikit-learn with one warning instead of failing."""
+    from iota2.core import forest_kernel, tree_ensemble
+
+    def broken(*args):
+        raise RuntimeError("cannot cache function: no locator available")
+
+    features, labels = _data(n_samples=300)
+    forest = RandomForestClassifier(n_estimators=8, random_state=0).fit(features, labels)
+    model = {"estimator": forest, "classes": sorted(set(labels.tolist()))}
+    monkeypatch.setattr(forest_kernel, "forest_proba", broken)
+    tree_ensemble._kernel.cache_clear()
+    try:
+        assert CompiledForest.from_estimator(forest) is None
+        result_labels, _, proba = predict(model, features, model["classes"], compiled=True)
+        assert "not available" in caplog.text and "RuntimeError" in caplog.text
+        np.testing.assert_allclose(proba, _reference(forest, features).astype(np.float32), atol=1e-6)
+    finally:
+        monkeypatch.undo()
+        tree_ensemble._kernel.cache_clear()
+    assert CompiledForest.from_estimator(forest) is not None
