@@ -167,14 +167,13 @@ def _write_s2c(scene: Scene, root: Path, baseline: str | None = None) -> None:
             for band_index, band in enumerate(BANDS):
                 if band in BANDS_10M:
                     values, transform, resolution = _reflectance(ground[band_index], np.uint16), transform10, 10
-                    if offset:
-                        values[values != 0] += 1000
-                    values[edge] = 0
+                    outside = edge
                 else:
                     values, transform, resolution = _reflectance(ground20[band_index], np.uint16), transform20, 20
-                    if offset:
-                        values[values != 0] += 1000
-                    values[edge20] = 0
+                    outside = edge20
+                if offset:
+                    values[values != 0] += 1000
+                values[outside] = 0
                 _write_jp2(folder / f"R{resolution}m" / f"{prefix}_{S2C_TOKENS[band]}_{resolution}m.jp2", values,
                            transform, scene.crs)
             scl = _scene_classification(ground20, clm, saturated, edge, classes)
