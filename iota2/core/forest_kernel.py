@@ -16,7 +16,7 @@ BLOCK = 64
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def forest_proba(features, roots, depths, feature, threshold, left, right, leaf_fractions, out):
+def forest_proba(features, roots, depths, feature, threshold, left, right, leaf_row, leaf_fractions, out):
     """Sum over trees of the class fractions of the leaf each pixel reaches, divided by the tree count.
 
     Parameters
@@ -27,7 +27,9 @@ def forest_proba(features, roots, depths, feature, threshold, left, right, leaf_
     feature, threshold, left, right : arrays (n_nodes,)
         Split of each node (go right when ``x > threshold``); leaves point to themselves with an
         infinite threshold, so a pixel that reached its leaf stays there for the remaining levels.
-    leaf_fractions : float64 array (n_nodes, n_classes)
+    leaf_row : int32 array (n_nodes,)
+        Row of each leaf in ``leaf_fractions`` (internal nodes: unused).
+    leaf_fractions : float64 array (n_leaves, n_classes)
     out : float64 array (n, n_classes), written
     """
     n = features.shape[0]
@@ -50,9 +52,9 @@ def forest_proba(features, roots, depths, feature, threshold, left, right, leaf_
                     else:
                         nodes[k] = left[node]
             for k in range(size):
-                node = nodes[k]
+                row = leaf_row[nodes[k]]
                 for c in range(n_classes):
-                    sums[k, c] += leaf_fractions[node, c]
+                    sums[k, c] += leaf_fractions[row, c]
         for k in range(size):
             for c in range(n_classes):
                 out[start + k, c] = sums[k, c] / n_trees

@@ -44,7 +44,8 @@ def _kernel():
         with _KERNEL_LOCK:
             forest_kernel.forest_proba(np.zeros((1, 1), np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32),
                                        np.zeros(1, np.int32), np.full(1, np.inf, np.float32), np.zeros(1, np.int32),
-                                       np.zeros(1, np.int32), np.ones((1, 1), np.float64), np.empty((1, 1)))
+                                       np.zeros(1, np.int32), np.zeros(1, np.int32), np.ones((1, 1), np.float64),
+                                       np.empty((1, 1)))
     except Exception as exc:  # noqa: BLE001 - any numba failure means the scikit-learn path
         LOGGER.warning("the compiled forest kernel is not available (%s: %s); tree ensembles are applied with "
                        "scikit-learn, about 1.6x slower", type(exc).__name__, exc)
@@ -96,7 +97,9 @@ class CompiledForest:
         self.threshold = np.zeros(total, np.float32)
         self.left = np.zeros(total, np.int32)
         self.right = np.zeros(total, np.int32)
-        self.leaf_fractions = np.zeros((total, n_classes), np.float64)
+        self.leaf_row = np.zeros(total, np.int32)
+        fractions = []
+        leaves_so_far = 0
         for tree, start in zip(trees, offsets[:-1]):
             structure = tree.tree_
             count = structure.node_count
@@ -107,10 +110,13 @@ class CompiledForest:
             self.threshold[start:stop] = np.where(leaf, np.inf, _float32_thresholds(structure.threshold))
             self.left[start:stop] = np.where(leaf, own, structure.children_left) + start
             self.right[start:stop] = np.where(leaf, own, structure.children_right) + start
-            values = structure.value[:, 0, :n_classes]
+            values = structure.value[leaf, 0, :n_classes]  # class fractions of the leaves only: half the memory
             totals = values.sum(axis=1, keepdims=True)
             totals[totals == 0.0] = 1.0
-            self.leaf_fractions[start:stop] = values / totals  # what DecisionTreeClassifier.predict_proba does
+            fractions.append(values / totals)  # what DecisionTreeClassifier.predict_proba does
+            self.leaf_row[start:stop][leaf] = np.arange(leaves_so_far, leaves_so_far + len(values))
+            leaves_so_far += len(values)
+        self.leaf_fractions = np.concatenate(fractions)
 
     @classmethod
     def from_estimator(cls, estimator) -> CompiledForest | None:
@@ -138,7 +144,7 @@ class CompiledForest:
         with _KERNEL_LOCK:
             kernel.set_threads(threads)
             kernel.forest_proba(features, self.roots, self.depths, self.feature, self.threshold, self.left,
-                                self.right, self.leaf_fractions, out)
+                                self.right, self.leaf_row, self.leaf_fractions, out)
         return out
 
 
