@@ -48,7 +48,7 @@ from rasterio.windows import Window
 from iota2.core import config as config_module
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
-from iota2.core.raster import Grid, open_raster, read_checked, warp_scale_options
+from iota2.core.raster import Grid, open_input_raster, open_raster, read_checked, warp_scale_options
 from iota2.core.sensor import Sensor, SensorData
 from iota2.core.timeseries import interpolation_grid, parse_date, series_on_dates
 
@@ -434,7 +434,7 @@ def read_onto_grid(path: str | Path, grid: Grid, resampling: Resampling, fill: f
         If the file is missing, unreadable or corrupt (the message names it).
     """
     shape = (grid.height, grid.width)
-    with open_raster(path) as src:
+    with open_input_raster(path) as src:
         window = None if force_warp else aligned_window(src, grid)
         if (window is not None and src.nodata is None and source_nodata is not None
                 and resampling != Resampling.nearest and (window.width, window.height) != (grid.width, grid.height)):

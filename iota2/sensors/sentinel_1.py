@@ -46,7 +46,7 @@ from rasterio.windows import Window
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
-from iota2.core.raster import Grid, atomic_output, open_raster, warp_scale_options
+from iota2.core.raster import Grid, atomic_output, open_input_raster, open_raster, warp_scale_options
 from iota2.core.sensor import Sensor, SensorData
 from iota2.core.timeseries import date_grid, day_numbers, gapfill_linear
 
@@ -315,7 +315,7 @@ def _warp(path: Path, band: int, grid: Grid) -> np.ndarray:
     The warp uses an (almost) exact transformer (``tolerance=1e-9``; GDAL rejects 0), so any window of a grid gets the same values
     as the whole grid.
     """
-    with open_raster(path) as src:
+    with open_input_raster(path) as src:
         nodata = src.nodata if src.nodata is not None else 0.0
         try:
             with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
@@ -518,7 +518,7 @@ def read_stacks(paths: list[Path], window: Window) -> tuple[np.ndarray, np.ndarr
     invalid flags (the stacks hold 0 where invalid)."""
     bands = []
     for path in paths:
-        with open_raster(path) as src:
+        with open_input_raster(path) as src:
             bands.append(src.read(window=window).astype(np.float32, copy=False))
     values = np.stack(bands, axis=1)
     return values, np.any(values == 0.0, axis=1)

@@ -38,7 +38,7 @@ from iota2.core import config as config_module
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
-from iota2.core.raster import Grid, open_raster, read_checked, warp_scale_options
+from iota2.core.raster import Grid, open_input_raster, open_raster, read_checked, warp_scale_options
 from iota2.core.sensor import Sensor, SensorData
 from iota2.core.timeseries import interpolation_grid, series_on_dates
 from iota2.sensors import sentinel_2 as _s2
@@ -84,7 +84,7 @@ def _check_indices(value):
 
 def _read_bands(path: Path, grid: Grid, resampling: Resampling, fill: float) -> np.ndarray:
     """Every band of ``path`` on ``grid`` as (bands, rows, cols) float32 (direct read when aligned)."""
-    with open_raster(path) as src:
+    with open_input_raster(path) as src:
         aligned = getattr(_s2, "aligned_window", None)
         window = aligned(src, grid) if aligned is not None else None
         if window is not None:
@@ -339,7 +339,7 @@ class TimeSeriesStack(Sensor):
             values = _read_bands(path, grid, Resampling.bilinear, fill)
             nodata = self.settings()["nodata"]
             if nodata is None:
-                with open_raster(path) as src:
+                with open_input_raster(path) as src:
                     nodata = src.nodata
             no_data = np.zeros(values.shape[1:], dtype=bool)
             for value in {fill} | ({float(nodata)} if nodata is not None else set()):

@@ -34,7 +34,7 @@ from rasterio.windows import Window
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
-from iota2.core.raster import Grid, open_raster, read_checked, warp_scale_options
+from iota2.core.raster import Grid, open_input_raster, open_raster, read_checked, warp_scale_options
 from iota2.core.sensor import Sensor, SensorData
 from iota2.sensors.sentinel_2 import aligned_window
 
@@ -83,7 +83,7 @@ def read_band_onto_grid(path: str | Path, band: int, grid: Grid,
         (grid.height, grid.width) bool, False outside the raster and on its nodata.
     """
     shape = (grid.height, grid.width)
-    with open_raster(path) as src:
+    with open_input_raster(path) as src:
         if src.crs is None:
             raise InputDataError(f"raster '{path}' has no CRS; georeference it (e.g. gdal_edit.py -a_srs EPSG:...)")
         nodata = src.nodatavals[band - 1] if src.nodatavals else src.nodata

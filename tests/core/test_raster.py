@@ -124,3 +124,47 @@ def test_warp_scale_makes_a_reprojected_read_independent_of_the_window(tmp_path)
     for window in (Window(0, 0, 400, 6), Window(0, 200, 400, 50), Window(350, 0, 20, 400)):
         strip = warp(grid.window_grid(window))
         np.testing.assert_array_equal(strip, whole[window.toslices()])
+
+
+def test_input_rasters_stay_open_between_reads_and_follow_rewrites(tmp_path):
+    from iota2.core.raster import _OpenRasters
+
+    grid = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900020), 8, 8)
+    paths = [tmp_path / f"band_{index}.tif" for index in range(3)]
+    for index, path in enumerate(paths):
+        write_raster(path, np.full((8, 8), index, np.int16), grid)
+    cache = _OpenRasters(capacity=2)
+    with cache.open(paths[0]) as first:
+        assert first.read(1)[0, 0] == 0
+        with cache.open(paths[0]) as second:  # lent to one reader at a time: a second reader gets its own
+            assert second is not first
+    with cache.open(paths[0]) as again:
+        assert again in (first, second) and not again.closed
+    # a rewritten file (new inode, size or time) is opened again and read anew
+    write_raster(paths[0], np.full((8, 8), 7, np.int16), grid)
+    with cache.open(paths[0]) as rewritten:
+        assert rewritten.read(1)[0, 0] == 7
+    # beyond the capacity the least recently used handles are closed
+    kept = []
+    for path in paths:
+        with cache.open(path) as dataset:
+            kept.append(dataset)
+    assert len(cache.handles) == 2 and kept[0].closed and not kept[2].closed
+    cache.clear()
+    assert kept[2].closed and not cache.handles
+    with pytest.raises(InputDataError, match="does not exist"):
+        with cache.open(tmp_path / "missing.tif"):
+            pass
+
+
+def test_input_rasters_cap_gdal_block_cache(tmp_path, monkeypatch):
+    """Open handles keep their blocks in GDAL's cache: the first use caps the cache (default 5 % of the memory)."""
+    from rasterio.env import get_gdal_config
+
+    from iota2.core.raster import GDAL_CACHE_MB, _OpenRasters
+
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    grid = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900020), 4, 4)
+    write_raster(tmp_path / "a.tif", np.zeros((4, 4), np.int16), grid)
+    with _OpenRasters(capacity=4).open(tmp_path / "a.tif"):
+        assert int(get_gdal_config("GDAL_CACHEMAX")) == GDAL_CACHE_MB
