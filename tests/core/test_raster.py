@@ -158,7 +158,7 @@ def test_input_rasters_stay_open_between_reads_and_follow_rewrites(tmp_path):
 
 
 def test_input_rasters_cap_gdal_block_cache(tmp_path, monkeypatch):
-    """Open handles keep their blocks in GDAL's cache: the first use caps the cache (default 5 % of the memory)."""
+    """Open handles keep their blocks in GDAL's cache: the first use caps it (default 5 % of the memory)."""
     from rasterio.env import get_gdal_config
 
     from iota2.core.raster import GDAL_CACHE_MB, _OpenRasters
@@ -167,4 +167,4 @@ def test_input_rasters_cap_gdal_block_cache(tmp_path, monkeypatch):
     grid = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900020), 4, 4)
     write_raster(tmp_path / "a.tif", np.zeros((4, 4), np.int16), grid)
     with _OpenRasters(capacity=4).open(tmp_path / "a.tif"):
-        assert int(get_gdal_config("GDAL_CACHEMAX")) == GDAL_CACHE_MB
+        assert int(get_gdal_config("GDAL_CACHEMAX")) == GDAL_CACHE_MB * 2**20  # bytes
