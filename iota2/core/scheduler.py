@@ -51,7 +51,7 @@ def run_task(function: str, kwargs: dict, log_path: str, log_level: str = "INFO"
     root.setLevel(getattr(logging, log_level, logging.INFO))
     try:
         shown = {key: value for key, value in kwargs.items() if key != "config"}
-        logging.getLogger("iota2.task").info("start %s(%s)", function, shown)
+        logging.getLogger("iota2.task").info("start %s(%s), %d thread(s)", function, shown, task_threads())
         start = time.perf_counter()
         Task("t", "s", function).resolve()(**kwargs)
         logging.getLogger("iota2.task").info("done in %.2f s", time.perf_counter() - start)
