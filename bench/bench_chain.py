@@ -13,7 +13,8 @@ One run does, in order:
    counted in OTB's time) and run the OTB chain (PolygonClassStatistics, SampleSelection,
    SampleExtraction, ComputeImagesStatistics, TrainVectorClassifier, ImageClassifier,
    ComputeConfusionMatrix) on it with our run's learning/validation polygons; time each application;
-4. time the two halves of classifying one chunk (feature computation, random-forest ``predict_proba``);
+4. time the two halves of classifying one chunk: feature computation, and the forest's probabilities with
+   the chain's compiled kernel and with scikit-learn's ``predict_proba``;
 5. measure the peak RSS of classifying every chunk of a tile, in a fresh child process, at two tile
    sizes with the same ``python_data_managing.memory_per_task_mb``;
 6. print a table and the PASS/MISS verdict of the targets (ours >= 5x faster end to end, OA within
