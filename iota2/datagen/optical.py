@@ -22,6 +22,7 @@ Each returns the product root under the ``chain`` key of its sensor (``l8_path``
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -149,59 +150,74 @@ def _scene_classification(ground20: np.ndarray, clm: np.ndarray, saturated: np.n
     return scl
 
 
-def _write_s2c(scene: Scene, root: Path, baseline: str | None = None) -> None:
+@dataclasses.dataclass
+class _S2Product:
+    """One date of one tile of the scene, with its 20 m versions, for the Sentinel-2 layouts."""
+
+    tile: str
+    date: str
+    ground: np.ndarray
+    clm: np.ndarray
+    saturated: np.ndarray
+    edge: np.ndarray
+    classes: np.ndarray
+    transform10: object
+    transform20: object
+
+    def __post_init__(self):
+        self.ground20 = block_mean(self.ground, 2)
+        self.edge20 = _block_any(self.edge, 2)
+
+    def band(self, band_index: int, band: str, dtype) -> tuple[np.ndarray, object, int, np.ndarray]:
+        """Reflectances x10000 of a band at its native resolution: (values, transform, resolution in m, outside
+        the swath)."""
+        if band in BANDS_10M:
+            return _reflectance(self.ground[band_index], dtype), self.transform10, 10, self.edge
+        return _reflectance(self.ground20[band_index], dtype), self.transform20, 20, self.edge20
+
+
+def _s2_products(scene: Scene):
     for tile_index, tile in enumerate(scene.tiles):
         transform10, transform20 = scene.tile_transform(tile_index), scene.tile_transform(tile_index, 2)
         for date in scene.dates_by_tile[tile]:
-            ground, clm, saturated, edge, classes = _tile_views(scene, tile_index, date)
-            ground20 = block_mean(ground, 2)
-            edge20 = _block_any(edge, 2)
-            granule = f"L2A_{tile}_A015000_{date}T105031"
-            product = root / tile / s2c_product_name(tile, date, baseline)
-            folder = product / "GRANULE" / granule / "IMG_DATA"
-            prefix = f"{tile}_{date}T105031"
-            for resolution in (10, 20):
-                (folder / f"R{resolution}m").mkdir(parents=True, exist_ok=True)
-            offset = int(s2c_baseline(date, baseline)[1:]) >= 400  # baseline 04.00: files hold reflectance + 1000
-            (product / "MTD_MSIL2A.xml").write_text(_s2c_metadata(offset), encoding="utf-8")
-            for band_index, band in enumerate(BANDS):
-                if band in BANDS_10M:
-                    values, transform, resolution = _reflectance(ground[band_index], np.uint16), transform10, 10
-                    outside = edge
-                else:
-                    values, transform, resolution = _reflectance(ground20[band_index], np.uint16), transform20, 20
-                    outside = edge20
-                if offset:
-                    values[values != 0] += 1000
-                values[outside] = 0
-                _write_jp2(folder / f"R{resolution}m" / f"{prefix}_{S2C_TOKENS[band]}_{resolution}m.jp2", values,
-                           transform, scene.crs)
-            scl = _scene_classification(ground20, clm, saturated, edge, classes)
-            _write_jp2(folder / "R20m" / f"{prefix}_SCL_20m.jp2", scl, transform20, scene.crs)
+            yield _S2Product(tile, date, *_tile_views(scene, tile_index, date), transform10, transform20)
+
+
+def _write_s2c(scene: Scene, root: Path, baseline: str | None = None) -> None:
+    for item in _s2_products(scene):
+        tile, date = item.tile, item.date
+        granule = f"L2A_{tile}_A015000_{date}T105031"
+        product = root / tile / s2c_product_name(tile, date, baseline)
+        folder = product / "GRANULE" / granule / "IMG_DATA"
+        prefix = f"{tile}_{date}T105031"
+        for resolution in (10, 20):
+            (folder / f"R{resolution}m").mkdir(parents=True, exist_ok=True)
+        offset = int(s2c_baseline(date, baseline)[1:]) >= 400  # baseline 04.00: files hold reflectance + 1000
+        (product / "MTD_MSIL2A.xml").write_text(_s2c_metadata(offset), encoding="utf-8")
+        for band_index, band in enumerate(BANDS):
+            values, transform, resolution, outside = item.band(band_index, band, np.uint16)
+            if offset:
+                values[values != 0] += 1000
+            values[outside] = 0
+            _write_jp2(folder / f"R{resolution}m" / f"{prefix}_{S2C_TOKENS[band]}_{resolution}m.jp2", values,
+                       transform, scene.crs)
+        scl = _scene_classification(item.ground20, item.clm, item.saturated, item.edge, item.classes)
+        _write_jp2(folder / "R20m" / f"{prefix}_SCL_20m.jp2", scl, item.transform20, scene.crs)
 
 
 def _write_l3a(scene: Scene, root: Path) -> None:
-    for tile_index, tile in enumerate(scene.tiles):
-        transform10, transform20 = scene.tile_transform(tile_index), scene.tile_transform(tile_index, 2)
-        for date in scene.dates_by_tile[tile]:
-            ground, clm, saturated, edge, classes = _tile_views(scene, tile_index, date)
-            ground20 = block_mean(ground, 2)
-            edge20 = _block_any(edge, 2)
-            name = l3a_product_name(tile, date)
-            folder = root / tile / name
-            (folder / "MASKS").mkdir(parents=True, exist_ok=True)
-            for band_index, band in enumerate(BANDS):
-                if band in BANDS_10M:
-                    values, transform = _reflectance(ground[band_index], np.int16), transform10
-                    values[edge] = NODATA
-                else:
-                    values, transform = _reflectance(ground20[band_index], np.int16), transform20
-                    values[edge20] = NODATA
-                _write(folder / f"{name}_FRC_{band}.tif", values, transform, scene.crs, NODATA)
-            flg = np.where(classes == _WATER, 3, 4).astype(np.uint8)
-            flg[(clm != 0) | saturated] = 1
-            flg[edge] = 0
-            _write(folder / "MASKS" / f"{name}_FLG_R1.tif", flg, transform10, scene.crs)
+    for item in _s2_products(scene):
+        name = l3a_product_name(item.tile, item.date)
+        folder = root / item.tile / name
+        (folder / "MASKS").mkdir(parents=True, exist_ok=True)
+        for band_index, band in enumerate(BANDS):
+            values, transform, _, outside = item.band(band_index, band, np.int16)
+            values[outside] = NODATA
+            _write(folder / f"{name}_FRC_{band}.tif", values, transform, scene.crs, NODATA)
+        flg = np.where(item.classes == _WATER, 3, 4).astype(np.uint8)
+        flg[(item.clm != 0) | item.saturated] = 1
+        flg[item.edge] = 0
+        _write(folder / "MASKS" / f"{name}_FLG_R1.tif", flg, item.transform10, scene.crs)
 
 
 _LAYOUTS = {"l8_path": ("l8", 6, _write_landsat8), "s2_s2c_path": ("s2c", 2, _write_s2c),
