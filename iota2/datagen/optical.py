@@ -256,7 +256,7 @@ _PARAMETERS = """
     origin
         (x, y) of the upper-left corner of the first tile.
     overlap
-        10 m pixels shared by two neighbouring tiles ({size_rule}).
+        10 m pixels shared by two neighbouring tiles ({size_rule}).{extra}
 
     Returns
     -------
@@ -293,13 +293,13 @@ def generate_l3a(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int = 20
 
 generate_landsat8.__doc__ = ("Write a synthetic Landsat 8 THEIA dataset (30 m products) with its ground truth.\n"
                              + _PARAMETERS.format(size_rule="a multiple of 6", default=":data:`DEFAULT_DATES`",
-                                                  key="l8_path"))
+                                                  key="l8_path", extra=""))
 generate_s2c.__doc__ = ("Write a synthetic Sen2Cor Sentinel-2 dataset (JPEG 2000 ``.SAFE`` products) with its "
-                        "ground truth.\n" + _PARAMETERS.format(size_rule="even", default=":data:`DEFAULT_DATES`",
-                                                               key="s2_s2c_path").replace(
-                            "\n    Returns", "    processing_baseline\n        Baseline token of every product "
-                            "(``N0206``, ``N0400``...); by default ``N0400`` from 25 January 2022 on, whose files "
-                            "hold reflectance x10000 + 1000 and whose ``MTD_MSIL2A.xml`` declares the -1000 "
-                            "offset.\n\n    Returns"))
+                        "ground truth.\n" + _PARAMETERS.format(
+                            size_rule="even", default=":data:`DEFAULT_DATES`", key="s2_s2c_path", extra=(
+                                "\n    processing_baseline\n        Baseline token of every product (``N0206``, "
+                                "``N0400``...); by default ``N0400`` from 25 January 2022 on, whose files hold "
+                                "reflectance x10000 + 1000 and whose ``MTD_MSIL2A.xml`` declares the -1000 offset.")))
 generate_l3a.__doc__ = ("Write a synthetic THEIA Sentinel-2 L3A dataset (monthly syntheses) with its ground truth.\n"
-                        + _PARAMETERS.format(size_rule="even", default=":data:`L3A_DATES`", key="s2_l3a_path"))
+                        + _PARAMETERS.format(size_rule="even", default=":data:`L3A_DATES`", key="s2_l3a_path",
+                                             extra=""))
