@@ -3,8 +3,8 @@
 Classifying a tile means running every pixel down every tree. scikit-learn does it tree by tree over
 all pixels and builds a ``(pixels, classes)`` float64 array per tree before summing them, so on a
 forest of 100 trees most of the time goes to memory traffic. :class:`CompiledForest` copies the
-fitted trees into flat node arrays and runs a numba kernel that takes 64 pixels at a time through one
-tree, level by level, with no branch on the pixel data (leaves point to themselves, so every pixel of
+fitted trees into flat node arrays (breadth first, siblings side by side) and runs a numba kernel
+that takes 64 pixels at a time through one tree, level by level, with no branch on the pixel data (leaves point to themselves, so every pixel of
 the block takes the same number of steps); the 64 independent paths keep the processor busy while it
 waits for memory, and the per-pixel class sums stay in cache.
 
@@ -44,8 +44,7 @@ def _kernel():
         with _KERNEL_LOCK:
             forest_kernel.forest_proba(np.zeros((1, 1), np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32),
                                        np.zeros(1, np.int32), np.full(1, np.inf, np.float32), np.zeros(1, np.int32),
-                                       np.zeros(1, np.int32), np.zeros(1, np.int32), np.ones((1, 1), np.float64),
-                                       np.empty((1, 1)))
+                                       np.zeros(1, np.int32), np.ones((1, 1), np.float64), np.empty((1, 1)))
     except Exception as exc:  # noqa: BLE001 - any numba failure means the scikit-learn path
         LOGGER.warning("the compiled forest kernel is not available (%s: %s); tree ensembles are applied with "
                        "scikit-learn, about 1.6x slower", type(exc).__name__, exc)
@@ -59,6 +58,17 @@ def _float32_thresholds(thresholds: np.ndarray) -> np.ndarray:
     above = rounded.astype(np.float64) > thresholds
     rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
     return rounded
+
+
+def _breadth_first_order(children_left: np.ndarray, children_right: np.ndarray) -> np.ndarray:
+    """Node ids of one tree in breadth-first order, the two children of a node always side by side (left
+    first), so the kernel finds the right child next to the left one."""
+    levels = [np.zeros(1, np.intp)]
+    while True:
+        parents = levels[-1][children_left[levels[-1]] != -1]
+        if not len(parents):
+            return np.concatenate(levels)
+        levels.append(np.stack([children_left[parents], children_right[parents]], axis=1).ravel())
 
 
 def _fitted_trees(estimator):
@@ -95,22 +105,22 @@ class CompiledForest:
         self.depths = np.array([tree.tree_.max_depth for tree in trees], np.int32)
         self.feature = np.zeros(total, np.int32)
         self.threshold = np.zeros(total, np.float32)
-        self.left = np.zeros(total, np.int32)
-        self.right = np.zeros(total, np.int32)
+        self.child = np.zeros(total, np.int32)
         self.leaf_row = np.zeros(total, np.int32)
         fractions = []
         leaves_so_far = 0
         for tree, start in zip(trees, offsets[:-1]):
             structure = tree.tree_
-            count = structure.node_count
-            stop = start + count
-            leaf = structure.children_left == -1
-            own = np.arange(count)
-            self.feature[start:stop] = np.where(leaf, 0, structure.feature)
-            self.threshold[start:stop] = np.where(leaf, np.inf, _float32_thresholds(structure.threshold))
-            self.left[start:stop] = np.where(leaf, own, structure.children_left) + start
-            self.right[start:stop] = np.where(leaf, own, structure.children_right) + start
-            values = structure.value[leaf, 0, :n_classes]  # class fractions of the leaves only: half the memory
+            stop = start + structure.node_count
+            order = _breadth_first_order(structure.children_left, structure.children_right)
+            position = np.empty_like(order)
+            position[order] = np.arange(len(order))  # node id -> slot in the tree's block
+            left = structure.children_left[order]
+            leaf = left == -1
+            self.feature[start:stop] = np.where(leaf, 0, structure.feature[order])
+            self.threshold[start:stop] = np.where(leaf, np.inf, _float32_thresholds(structure.threshold[order]))
+            self.child[start:stop] = np.where(leaf, np.arange(len(order)), position[np.where(leaf, 0, left)]) + start
+            values = structure.value[order[leaf], 0, :n_classes]  # class fractions of the leaves only
             totals = values.sum(axis=1, keepdims=True)
             totals[totals == 0.0] = 1.0
             fractions.append(values / totals)  # what DecisionTreeClassifier.predict_proba does
@@ -143,8 +153,8 @@ class CompiledForest:
         kernel = _kernel()
         with _KERNEL_LOCK:
             kernel.set_threads(threads)
-            kernel.forest_proba(features, self.roots, self.depths, self.feature, self.threshold, self.left,
-                                self.right, self.leaf_row, self.leaf_fractions, out)
+            kernel.forest_proba(features, self.roots, self.depths, self.feature, self.threshold, self.child,
+                                self.leaf_row, self.leaf_fractions, out)
         return out
 
 

@@ -33,7 +33,8 @@ def _reference(estimator, features):
     ExtraTreesClassifier(n_estimators=25, random_state=3),
     DecisionTreeClassifier(random_state=4),
     make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=15, random_state=5)),
-], ids=["rf", "rf-shallow-weighted", "extra-trees", "tree", "scaled-rf"])
+    RandomForestClassifier(n_estimators=10, max_leaf_nodes=25, random_state=6),
+], ids=["rf", "rf-shallow-weighted", "extra-trees", "tree", "scaled-rf", "rf-best-first"])
 def test_probabilities_match_scikit_learn(estimator):
     features, labels = _data()
     estimator.fit(features[:400], labels[:400])
@@ -43,6 +44,25 @@ def test_probabilities_match_scikit_learn(estimator):
     for threads in (1, 2):
         proba = compiled.predict_proba(pixels, threads)
         np.testing.assert_allclose(proba, _reference(estimator, pixels), rtol=0, atol=1e-12)
+
+
+def test_siblings_are_side_by_side_breadth_first():
+    """The layout the kernel relies on: a node's right child is next to its left one, and a tree's nodes
+    are stored level by level (best-first trees, whose ids are not in depth-first order, included)."""
+    features, labels = _data()
+    for forest in (RandomForestClassifier(n_estimators=5, random_state=0),
+                   RandomForestClassifier(n_estimators=5, max_leaf_nodes=30, random_state=0)):
+        forest.fit(features, labels)
+        compiled = CompiledForest.from_estimator(forest)
+        ends = list(compiled.roots[1:]) + [len(compiled.feature)]
+        for tree, root, end in zip(forest.estimators_, compiled.roots, ends):
+            structure = tree.tree_
+            slots = np.arange(root, end)
+            leaf = np.isinf(compiled.threshold[root:end])
+            assert leaf.sum() == (structure.children_left == -1).sum()
+            np.testing.assert_array_equal(compiled.child[root:end][leaf], slots[leaf])  # leaves stay
+            children = compiled.child[root:end][~leaf]
+            assert np.all(children > slots[~leaf]) and np.all(np.diff(children) == 2)  # pairs, in parent order
 
 
 def test_values_on_thresholds_follow_the_split_rule():
