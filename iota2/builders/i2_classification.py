@@ -22,6 +22,7 @@ from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.features import bytes_per_pixel, enabled_sensors, grid_sensor
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
+from iota2.core.nomenclature import read_color_table, read_nomenclature
 from iota2.core.raster import Grid, chunk_windows, write_raster
 
 LOGGER = logging.getLogger(__name__)
@@ -136,6 +137,19 @@ class I2Classification(Builder):
                                      "add polygons of other classes or merge this region with a neighbour")
         if len(self.labels) > 65535:
             raise InputDataError("more than 65535 classes in the ground truth")
+        self.check_class_files()
+
+    def check_class_files(self) -> None:
+        """Read the nomenclature and the colour table now (a wrong path or line fails at start, not after the
+        classification) and warn about ground-truth labels they leave out."""
+        chain = self.config["chain"]
+        for key, read, used_for in (("nomenclature_path", read_nomenclature, "named by their number in the reports"),
+                                    ("color_table", read_color_table, "given a default colour in the colour map")):
+            entries = read(chain.get(key))
+            missing = [label for label in self.labels if entries and label not in entries]
+            if missing:
+                LOGGER.warning("chain.%s: %s has no line for label(s) %s of the ground truth; they are %s",
+                               key, chain[key], ", ".join(map(str, missing)), used_for)
 
     # ------------------------------------------------------------------ graph
     def windows(self, tile: str) -> list:

@@ -51,6 +51,17 @@ def default_colormap(labels: list[int]) -> dict[int, tuple[int, int, int, int]]:
             enumerate(sorted(labels))}
 
 
+def class_colormap(colors: dict[int, tuple[int, int, int]], labels: list[int]) -> dict[int, tuple[int, int, int, int]]:
+    """RGBA palette of the colour-indexed map: 0 transparent, the colour table's colours, and a default colour
+    for the labels the table leaves out (all of them without a table)."""
+    colormap = {0: (0, 0, 0, 0)}
+    missing = [label for label in labels if label not in colors]
+    if missing:
+        colormap.update(default_colormap(missing))
+    colormap.update({label: (*rgb, 255) for label, rgb in colors.items()})
+    return colormap
+
+
 def mosaic_run(config: dict, tiles: list[str], run: int, all_labels: list[int], output_path: str) -> None:
     """Write ``final/Classif_Seed_<S>.tif``, ``Confidence_Seed_<S>.tif``, ``Classif_Seed_<S>_ColorIndexed.tif``
     and, when asked, ``ProbabilityMap_seed_<S>.tif``."""
@@ -61,12 +72,7 @@ def mosaic_run(config: dict, tiles: list[str], run: int, all_labels: list[int], 
     mosaic_files([tile_map_path(output_path, t, run) for t in tiles], labels_out, dtype, compress)
     mosaic_files([tile_map_path(output_path, t, run, "confidence") for t in tiles],
                  final_path(output_path, f"Confidence_Seed_{run}.tif"), "uint8", compress)
-    colors = read_color_table(config["chain"].get("color_table"))
-    colormap = {0: (0, 0, 0, 0)}
-    if colors:
-        colormap.update({label: (*rgb, 255) for label, rgb in colors.items()})
-    else:
-        colormap.update(default_colormap(all_labels))
+    colormap = class_colormap(read_color_table(config["chain"].get("color_table")), all_labels)
     if dtype == "uint8":
         colormap = {k: v for k, v in colormap.items() if 0 <= k <= 255}
         mosaic_files([tile_map_path(output_path, t, run) for t in tiles],

@@ -21,8 +21,8 @@ def read_nomenclature(path: str | None) -> dict[int, str]:
             continue
         name, sep, label = line.rpartition(":")
         if not sep or not label.strip().isdigit():
-            raise InputDataError(f"nomenclature '{path}' line {number} ({line!r}) must be 'name:label' with an "
-                                 "integer label")
+            raise InputDataError(f"chain.nomenclature_path: '{path}' line {number} ({line!r}) must be 'name:label' "
+                                 "with an integer label, e.g. 'maize:10'")
         names[int(label)] = name.strip()
     return names
 
@@ -40,7 +40,11 @@ def read_color_table(path: str | None) -> dict[int, tuple[int, int, int]]:
         if not parts or parts[0].startswith("#"):
             continue
         if len(parts) < 4 or not all(p.lstrip("-").isdigit() for p in parts[:4]):
-            raise InputDataError(f"colour table '{path}' line {number} ({line!r}) must be 'label R G B'")
+            raise InputDataError(f"chain.color_table: '{path}' line {number} ({line!r}) must be 'label R G B', "
+                                 "e.g. '10 255 200 0'")
         label, r, g, b = (int(p) for p in parts[:4])
+        if not all(0 <= value <= 255 for value in (r, g, b)):
+            raise InputDataError(f"chain.color_table: '{path}' line {number} ({line!r}): R, G and B must be "
+                                 "between 0 and 255")
         colors[label] = (r, g, b)
     return colors

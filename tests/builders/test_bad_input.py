@@ -122,3 +122,34 @@ def test_empty_class_after_selection(tmp_path, make_config, s2_dataset, capsys):
     assert code == 1
     assert "class(es) [9] have learning polygons but no pixel centre inside them" in err
     assert "selection_region_1_seed_0.log" in err
+
+
+@pytest.mark.parametrize("key, content, message", [
+    ("nomenclature_path", None, "chain.nomenclature_path"),
+    ("nomenclature_path", "1:urban\n", "must be 'name:label'"),
+    ("color_table", None, "chain.color_table"),
+    ("color_table", "1 255 0\n", "must be 'label R G B'"),
+    ("color_table", "1 300 0 0\n", "between 0 and 255"),
+])
+def test_class_files_are_checked_at_start(tmp_path, make_config, capsys, key, content, message):
+    """A wrong nomenclature or colour table stops the run before any task, not at the reports."""
+    path = tmp_path / "classes.txt"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    code, err = run(make_config(chain={key: str(path)}), capsys)
+    assert code == 2 and message in err and str(path) in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_missing_from_class_files_are_warned(tmp_path, make_config, s2_dataset, caplog):
+    from iota2.builders.i2_classification import I2Classification
+    from iota2.core.config import load_config
+
+    lines = [line for line in open(s2_dataset["nomenclature"], encoding="utf-8") if not line.strip().endswith(":3")]
+    nomenclature = tmp_path / "nomenclature.txt"
+    nomenclature.write_text("".join(lines), encoding="utf-8")
+    builder = I2Classification(load_config(make_config(chain={"nomenclature_path": str(nomenclature)})), 1)
+    builder.check_inputs()
+    assert any("no line for label(s) 3 of the ground truth" in r.getMessage() and "nomenclature_path" in r.getMessage()
+               for r in caplog.records)
