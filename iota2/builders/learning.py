@@ -127,8 +127,12 @@ def load_model(path: Path) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def _load_model(path: str, size: int, mtime_ns: int) -> dict:
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except Exception as exc:  # noqa: BLE001 - truncated, overwritten or from an incompatible version
+        raise InputDataError(f"model {path} cannot be read ({type(exc).__name__}: {exc}); run the 'learning' "
+                             "group again (chain.first_step: learning) to rewrite it") from exc
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -56,7 +56,10 @@ def run_task(function: str, kwargs: dict, log_path: str, log_level: str = "INFO"
         Task("t", "s", function).resolve()(**kwargs)
         logging.getLogger("iota2.task").info("done in %.2f s", time.perf_counter() - start)
     except BaseException:
-        logging.getLogger("iota2.task").error("failed:\n%s", traceback.format_exc())
+        # the traceback goes to the task's log only: the console gets one line per failed task from execute()
+        record = logging.getLogger("iota2.task").makeRecord("iota2.task", logging.ERROR, __file__, 0,
+                                                            "failed:\n%s", (traceback.format_exc(),), None)
+        handler.handle(record)
         raise
     finally:
         root.removeHandler(handler)

@@ -1,5 +1,9 @@
 """Imported by each dask worker at start (dask ``preload``): loads the plugins and the heavy libraries
-once and compiles the forest kernel (or loads it from numba's cache), while the driver is still checking inputs, so the first task of a worker does not pay for them."""
+once and compiles the forest kernel (or loads it from numba's cache), while the driver is still checking
+inputs, so the first task of a worker does not pay for them; keeps dask's failed-task tracebacks off the
+console (they are in the task's log)."""
+
+import logging
 
 import geopandas  # noqa: F401
 import pyogrio  # noqa: F401
@@ -9,5 +13,12 @@ import sklearn.ensemble  # noqa: F401
 from iota2.core.plugins import get_plugin_manager
 from iota2.core.tree_ensemble import warm_up
 
+
+def _not_a_task_failure(record) -> bool:
+    """dask logs each failed task with its traceback; iota2 writes it to the task's log and prints one line."""
+    return not record.getMessage().startswith("Compute Failed")
+
+
+logging.getLogger("distributed.worker").addFilter(_not_a_task_failure)
 get_plugin_manager()
 warm_up()

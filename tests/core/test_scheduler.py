@@ -53,6 +53,21 @@ def test_failure_skips_dependents_runs_the_rest_and_names_the_log(tmp_path):
     assert trace(tmp_path) == ["start", "right"]
 
 
+@pytest.mark.parametrize("scheduler, workers", [("debug", 1), ("localCluster", 2)])
+def test_a_failed_task_keeps_its_traceback_in_its_log(tmp_path, caplog, capfd, scheduler, workers):
+    """The console gets one line per failed task; the traceback is in the task's log, not printed by iota2 or
+    by dask's worker."""
+    graph = diamond(tmp_path)
+    graph.tasks["left"].function = "scheduler_tasks:fail"
+    graph.tasks["left"].kwargs = {"message": "boom"}
+    with pytest.raises(TaskFailedError):
+        execute(graph, tmp_path / "out", scheduler, workers, progress=False)
+    assert "Traceback" in (tmp_path / "out" / "logs" / "branch" / "left.log").read_text()
+    assert not [r for r in caplog.records if "Traceback" in r.getMessage()]
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err + printed.out and "Compute Failed" not in printed.err
+
+
 @pytest.mark.parametrize("scheduler", ["debug", "localCluster"])
 def test_retries(tmp_path, scheduler):
     graph = Graph(["g"])
