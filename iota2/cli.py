@@ -11,6 +11,7 @@ import argparse
 import concurrent.futures
 import difflib
 import logging
+import os
 import shutil
 import sys
 import time
@@ -67,8 +68,21 @@ def prepare_run(config: Config, parallel_tasks: int = 1) -> list[tuple[object, G
     return plans
 
 
+def check_output_path(path: str) -> None:
+    """``chain.output_path`` must be a folder, or a folder that can be created."""
+    output = Path(path)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"chain.output_path = '{output}' is a file; set it to a folder (existing or to create)")
+    existing = next(p for p in (output, *output.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"chain.output_path = '{output}': {existing} is not a folder you can write to; choose "
+                          "another output_path")
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if not args.only_summary:
+        check_output_path(config["chain"]["output_path"])
     starting = None
     if not args.only_summary and args.scheduler_type != "debug":
         # start the dask workers while the inputs are checked and the graph is built

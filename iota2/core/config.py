@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import logging
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -23,6 +24,8 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from iota2.core.errors import ConfigError
+
+LOGGER = logging.getLogger(__name__)
 
 _MISSING = object()
 MANDATORY = _MISSING
@@ -387,20 +390,43 @@ def validate(raw: dict, sections: dict[str, Section] | None = None, source: str 
     return Config(values, sections=sections)
 
 
+_GLUED_QUOTED_KEY = re.compile(r"""^(\s*(?:-\s+)?(?:"[^"\n]*"|'[^'\n]*')):(?=[^\s:])""", re.MULTILINE)
+"""A line that starts with a quoted key glued to its value, as in the labwork's ``"sampler":"periodic"``."""
+
+
+def _load_with_spaced_quoted_keys(text: str, path: Path):
+    """``"key":value`` is JSON, and YAML reads it inside braces only; in an indented block it is a syntax
+    error. Parse again with a space after such keys; return None if that does not help either."""
+    lines = [text.count("\n", 0, match.start()) + 1 for match in _GLUED_QUOTED_KEY.finditer(text)]
+    if not lines:
+        return None
+    try:
+        raw = yaml.safe_load(_GLUED_QUOTED_KEY.sub(r"\1: ", text))
+    except yaml.YAMLError:
+        return None
+    LOGGER.warning("%s: read '\"key\":value' as '\"key\": value' on line(s) %s (YAML needs a space after ':' "
+                   "outside braces)", path, ", ".join(map(str, lines)))
+    return raw
+
+
 def load_config(path: str | Path, sections: dict[str, Section] | None = None) -> Config:
     """Read and validate a YAML configuration file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file '{path}' does not exist; pass an existing YAML file to -config")
+    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        hint = ("; iota2's older '.cfg' syntax (section : { key : value }) is not read: write the same sections in "
-                "YAML, 'section:' then indented 'key: value' lines") if path.suffix == ".cfg" else \
-            "; check indentation and quote strings that contain ':'"
-        raise ConfigError(f"'{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}{hint}") from exc
+        raw = _load_with_spaced_quoted_keys(text, path)
+        if raw is None:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            hint = ("; iota2's older '.cfg' syntax (section : { key : value }) is not read: write the same sections "
+                    "in YAML, 'section:' then indented 'key: value' lines") if path.suffix == ".cfg" else \
+                "; check the indentation, put a space after the ':' of each 'key: value', and quote values that " \
+                "contain ': '"
+            raise ConfigError(f"'{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}{hint}") from exc
     config = validate(raw, sections, source=str(path))
     config.path = str(path.resolve())
     return config

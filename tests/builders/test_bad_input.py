@@ -153,3 +153,14 @@ def test_labels_missing_from_class_files_are_warned(tmp_path, make_config, s2_da
     builder.check_inputs()
     assert any("no line for label(s) 3 of the ground truth" in r.getMessage() and "nomenclature_path" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize("make_path", [
+    lambda tmp: tmp / "a_file.txt",
+    lambda tmp: tmp / "a_file.txt" / "out",
+])
+def test_output_path_that_is_not_a_folder(tmp_path, make_config, capsys, make_path):
+    (tmp_path / "a_file.txt").write_text("not a folder")
+    code, err = run(make_config(chain={"output_path": str(make_path(tmp_path))}), capsys)
+    assert code == 2 and "chain.output_path" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "a_file.txt").read_text() == "not a folder"

@@ -91,6 +91,33 @@ def test_yaml_syntax_error_names_line(tmp_path):
         load_config(path)
 
 
+def test_labwork_glued_quoted_key_is_read_with_a_warning(tmp_path, caplog):
+    """The labwork says: 'just change to "sampler":"periodic"'; pasted under sampleSelection it is JSON, which
+    YAML reads only inside braces. It is read as '"sampler": "periodic"', with a warning naming the line."""
+    path = tmp_path / "periodic.yaml"
+    path.write_text(textwrap.dedent("""\
+        chain :
+            output_path : '/tmp/out'
+            list_tile : 'T31TCJ'
+        arg_train :
+            sampleSelection :
+                "sampler":"periodic"
+                "strategy" : "percent"
+                "strategy.percent.p":0.1
+        """))
+    config = load_config(path)
+    selection = config["arg_train"]["sample_selection"]
+    assert selection["sampler"] == "periodic" and selection["strategy.percent.p"] == 0.1
+    assert any("line(s) 6, 8" in record.getMessage() for record in caplog.records)
+
+
+def test_glued_keys_do_not_hide_another_syntax_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text('chain:\n  "output_path":/o\n   list_tile: x\n')
+    with pytest.raises(ConfigError, match="line 2.*space after the ':'"):
+        load_config(path)
+
+
 def test_missing_file():
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("/nonexistent/config.yaml")
