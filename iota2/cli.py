@@ -41,6 +41,12 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NOT_YET_AVAILABLE = {"i2_features_map": "the features-map builder", "I2FeaturesMap": "the features-map builder",
+                     "i2_obia": "the OBIA builder", "I2Obia": "the OBIA builder",
+                     "i2_vectorization": "the vectorization builder"}
+"""iota2's other builders, named with a message of their own until a plugin provides them."""
+
+
 def select_builders(config: Config, parallel_tasks: int = 1) -> list:
     """Instantiate the builders named in ``builders.builders_class_name``."""
     from iota2.core.plugins import builders
@@ -48,6 +54,10 @@ def select_builders(config: Config, parallel_tasks: int = 1) -> list:
     registry = builders()
     selected = []
     for name in config["builders"]["builders_class_name"]:
+        if name not in registry and name in NOT_YET_AVAILABLE:
+            raise ConfigError(f"builders.builders_class_name: {name!r} ({NOT_YET_AVAILABLE[name]}) is not available in "
+                              f"this version; installed builders: {', '.join(sorted(registry))} ('iota2 plugins' "
+                              "lists them)")
         if name not in registry:
             close = difflib.get_close_matches(name, list(registry), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -90,9 +100,11 @@ def run(args: argparse.Namespace) -> int:
             make_cluster, args.scheduler_type, args.nb_parallel_tasks, config)
     try:
         plans = prepare_run(config, args.nb_parallel_tasks if args.scheduler_type != "debug" else 1)
-    except BaseException:
+    except BaseException as exc:
         if starting is not None:
             starting.result().close()
+        if isinstance(exc, ConfigError) and config.path and config.path not in str(exc):
+            raise ConfigError(f"{config.path}: {exc}") from exc  # a key checked by a builder: name the file
         raise
     cluster = starting.result() if starting is not None else None
     if args.only_summary:
@@ -128,8 +140,13 @@ def run(args: argparse.Namespace) -> int:
             logging.getLogger().removeHandler(log_file)
             log_file.close()
         done = sum(1 for state in states.values() if state == "done")
+        where = f"outputs in {output / 'final'}"
+        if groups[-1] != graph.groups[-1]:
+            following = graph.groups[graph.groups.index(groups[-1]) + 1]
+            where = (f"stopped after group '{groups[-1]}' (chain.last_step), outputs under {output}; go on with "
+                     f"chain.first_step: {following}")
         print(f"iota2: {type(builder).__name__} finished: {done} tasks done in {time.perf_counter() - start:.1f} s; "
-              f"outputs in {output / 'final'}", file=sys.stderr)
+              f"{where}", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,7 @@ from rasterio import features as rio_features
 from rasterio.crs import CRS
 
 from iota2.builders import classification, ground_truth, learning, mosaic, samples, tile_preparation, validation
-from iota2.builders.sampling import validate_sample_selection
+from iota2.builders.sampling import check_byclass_labels, validate_sample_selection
 from iota2.core.builder import Builder
 from iota2.core.config import Config, require
 from iota2.core.errors import ConfigError, InputDataError
@@ -138,6 +138,7 @@ class I2Classification(Builder):
         if len(self.labels) > 65535:
             raise InputDataError("more than 65535 classes in the ground truth")
         self.check_class_files()
+        check_byclass_labels(self.config["arg_train"]["sample_selection"], self.labels)
 
     def check_class_files(self) -> None:
         """Read the nomenclature and the colour table now (a wrong path or line fails at start, not after the

@@ -59,6 +59,10 @@ IGNORED_KEYS = ("ram",)
 
 _PER_MODEL_KEYS = ("per_model", "per_models")
 _PREFIX = "arg_train.sample_selection"
+_OPTION_OF = {"strategy.constant.nb": ("strategy", "constant"), "strategy.byclass.in": ("strategy", "byclass"),
+              "strategy.percent.p": ("strategy", "percent"), "strategy.total.v": ("strategy", "total"),
+              "sampler.periodic.jitter": ("sampler", "periodic")}
+"""The keys that only one strategy or sampler reads."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -203,7 +207,7 @@ def _validate_flat(params: Mapping, prefix: str, allow_per_model: bool) -> dict[
                               f"{', '.join(FORBIDDEN_KEYS)} itself; remove it")
         if key not in allowed:
             raise ConfigError(f"unknown key {where}{_hint(key, allowed)}; allowed keys are "
-                              f"{', '.join(allowed)}")
+                              f"{', '.join(k for k in allowed if k not in _PER_MODEL_KEYS[1:])}")
         if key in IGNORED_KEYS or key in _PER_MODEL_KEYS or key == "target_model":
             continue
         if value is None:
@@ -230,6 +234,10 @@ def _validate_flat(params: Mapping, prefix: str, allow_per_model: bool) -> dict[
                                   "'label,count' line per class")
             normalised[key] = str(path)
     strategy = normalised["strategy"]
+    for key, (option, choice) in _OPTION_OF.items():
+        if normalised[key] != SAMPLE_SELECTION_DEFAULTS[key] and normalised[option] != choice:
+            LOGGER.warning("%s.%s is set but %s is '%s', not '%s': it is not used", prefix, key, option,
+                           normalised[option], choice)
     if strategy == "constant" and normalised["strategy.constant.nb"] is None:
         raise ConfigError(f"{prefix}.strategy.constant.nb is mandatory with strategy 'constant'; "
                           f"set the number of samples per class, e.g. \"strategy.constant.nb\": 500")
@@ -351,6 +359,24 @@ def _label_key(value: Any) -> str:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         value = int(value)
     return str(value).strip()
+
+
+def check_byclass_labels(params: Mapping, labels: list[int]) -> None:
+    """Warn about ground-truth classes that a ``byclass`` file (of the selection or of a ``per_model`` entry)
+    leaves out, since they get no learning samples, and about labels of the file not in the ground truth."""
+    for entry in [params, *params.get("per_model", [])]:
+        if entry["strategy"] != "byclass":
+            continue
+        counts = read_byclass_counts(entry["strategy.byclass.in"])
+        known = {_label_key(label) for label in labels}
+        missing = [str(label) for label in labels if _label_key(label) not in counts]
+        unknown = sorted(set(counts) - known)
+        where = f"{_PREFIX}.strategy.byclass.in ({entry['strategy.byclass.in']})"
+        if missing:
+            LOGGER.warning("%s has no line for class(es) %s of the ground truth: they get no learning samples "
+                           "and cannot appear in the map", where, ", ".join(missing))
+        if unknown:
+            LOGGER.warning("%s lists label(s) %s that are not in the ground truth", where, ", ".join(unknown))
 
 
 def read_byclass_counts(path: str | Path) -> dict[str, int]:

@@ -27,6 +27,7 @@ def write_truth(frame, path):
 
 @pytest.mark.parametrize("sections, message", [
     ({"builders": {"builders_class_name": ["i2_clasification"]}}, "did you mean 'i2_classification'"),
+    ({"builders": {"builders_class_name": ["i2_obia"]}}, "'i2_obia' (the OBIA builder) is not available"),
     ({"scikit_models_parameters": {"model_type": "RandomForest"}}, "not a registered classifier"),
     ({"scikit_models_parameters": {"model_type": "RandomForestClassifier", "n_trees": 3}}, "n_trees not accepted"),
     ({"arg_train": {"classifier": "rf"}}, "model_type: RandomForestClassifier"),
@@ -39,11 +40,19 @@ def write_truth(frame, path):
                                                  "model_selection_criterion": "fscore"}}}, "deep learning"),
 ])
 def test_config_errors(tmp_path, make_config, capsys, sections, message):
-    code, err = run(make_config(**sections), capsys)
+    config = make_config(**sections)
+    code, err = run(config, capsys)
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_keys_checked_by_the_builder_name_the_configuration_file(make_config, capsys):
+    config = make_config(arg_train={"sample_selection": {"stratgy": "constant"}})
+    code, err = run(config, capsys)
+    assert code == 2 and f"{config}: unknown key arg_train.sample_selection.stratgy" in err
+    assert "did you mean 'strategy'" in err and "per_models" not in err
 
 
 def test_ground_truth_not_polygons(tmp_path, make_config, s2_dataset, capsys):

@@ -95,9 +95,11 @@ def test_same_config_same_outputs(tmp_path, make_config):
     assert (a / "final" / "RESULTS.txt").read_text() == (b / "final" / "RESULTS.txt").read_text()
 
 
-def test_first_and_last_step(tmp_path, make_config):
+def test_first_and_last_step(tmp_path, make_config, capsys):
     config = make_config(chain={"last_step": "learning"})
     assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"]) == 0
+    err = capsys.readouterr().err
+    assert "stopped after group 'learning' (chain.last_step)" in err and "chain.first_step: classification" in err
     out = tmp_path / "out"
     assert (out / "model" / "model_1_seed_0.pkl").exists()
     assert not (out / "final" / "Classif_Seed_0.tif").exists()

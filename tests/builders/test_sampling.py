@@ -12,6 +12,7 @@ import pytest
 from shapely.geometry import box
 
 from iota2.builders.sampling import (
+    check_byclass_labels,
     class_statistics_table,
     params_for_model,
     select_samples,
@@ -384,6 +385,29 @@ def test_validate_fills_defaults():
     assert normalised["rand"] is None
     assert normalised["per_model"] == []
     assert validate_sample_selection(normalised) == normalised
+
+
+def test_keys_of_another_strategy_are_warned(caplog):
+    normalised = validate_sample_selection({"strategy": "percent", "strategy.constant.nb": 300,
+                                            "sampler.periodic.jitter": 2})
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("strategy.constant.nb is set but strategy is 'percent'" in m for m in messages)
+    assert any("sampler.periodic.jitter is set but sampler is 'random'" in m for m in messages)
+    assert normalised["strategy.percent.p"] == 0.5
+    caplog.clear()
+    for params in ({"strategy": "constant", "strategy.constant.nb": 300}, validate_sample_selection({})):
+        validate_sample_selection(params)  # the defaults of the other strategies are not the user's settings
+    assert not [r for r in caplog.records if "is set but" in r.getMessage()]
+
+
+def test_byclass_file_leaving_out_classes_is_warned(tmp_path, caplog):
+    csv = tmp_path / "counts.csv"
+    csv.write_text("1,100\n2,100\n99,5\n")
+    params = validate_sample_selection({"strategy": "byclass", "strategy.byclass.in": str(csv)})
+    check_byclass_labels(params, [1, 2, 3, 4])
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "no line for class(es) 3, 4 of the ground truth" in messages
+    assert "label(s) 99 that are not in the ground truth" in messages
 
 
 def test_validate_accepts_nested_and_dotted_keys():
