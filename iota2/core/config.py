@@ -100,8 +100,8 @@ CORE_SECTIONS: list[Section] = [
         "remove_output_path": Param("bool", False, "Delete the content of output_path before a run that starts at "
                                     "the 'init' group (never on -restart)."),
         "check_inputs": Param("bool", True, "Check ground truth, regions and tiles before any task runs."),
-        "nomenclature_path": Param("str", None, "Text file with one 'name:label' line per class."),
-        "color_table": Param("str", None, "Text file with one 'label R G B' line per class."),
+        "nomenclature_path": Param("str", None, "Text file with one 'name:label' line per class (read at start; labels it leaves out are named by their number, with a warning)."),
+        "color_table": Param("str", None, "Text file with one 'label R G B' line per class (read at start; labels it leaves out get a default colour, with a warning)."),
         "list_tile": Param("str_or_list", MANDATORY, "Tiles to process, e.g. 'T31TCJ T31TDJ'.", nullable=False),
         "ground_truth": Param("str", None, "Polygon file (any OGR format) with the class field data_field."),
         "data_field": Param("str", None, "Integer class field of the ground truth (labels > 0)."),
