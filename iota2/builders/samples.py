@@ -69,11 +69,19 @@ def tile_pixels(config: dict, tile: str, grid: dict, output_path: str) -> None:
     threshold = config["arg_train"]["cloud_threshold"]
     frames = []
     if len(pieces):
-        shapes = list(zip(pieces.geometry.values, pieces["piece"].to_numpy() + 1))
+        geometries = pieces.geometry.to_numpy()
+        values = pieces["piece"].to_numpy() + 1
+        left, bottom, right, top = pieces.geometry.bounds.to_numpy().T
         with rasterio.open(validity_path(output_path, tile)) as validity_src, \
                 rasterio.open(common_mask_path(output_path, tile)) as mask_src:
             for row0 in range(0, grid.height, STRIPE_ROWS):
                 window = Window(0, row0, grid.width, min(STRIPE_ROWS, grid.height - row0))
+                # only the pieces that reach the stripe: rasterio converts every shape it is given
+                west, south, east, north = rasterio.windows.bounds(window, grid.transform)
+                near = (left <= east) & (right >= west) & (bottom <= north) & (top >= south)
+                if not near.any():
+                    continue
+                shapes = list(zip(geometries[near], values[near]))
                 burnt = rio_features.rasterize(shapes, out_shape=(int(window.height), grid.width),
                                                transform=rasterio.windows.transform(window, grid.transform),
                                                fill=0, dtype="int64" if len(pieces) >= 2**31 - 1 else "int32")

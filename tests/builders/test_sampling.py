@@ -530,3 +530,20 @@ def test_write_class_statistics(tmp_path):
     assert [entry.name for entry in path.parent.iterdir()] == [path.name]  # no temporary file left
     read_back = pd.read_csv(path)
     assert read_back["Total"].tolist() == [0, 2000, 2000, 0, 4000]
+
+
+def test_ground_truth_pixels_do_not_depend_on_the_stripes(tmp_path, make_config, monkeypatch):
+    """Tiles are rasterised in stripes of rows, each with only the polygons that reach it: polygons across
+    stripe edges give the same pixels as a single stripe."""
+    from iota2.builders import samples
+    from iota2.cli import main
+
+    tables = []
+    for stripe_rows in (1024, 7):
+        monkeypatch.setattr(samples, "STRIPE_ROWS", stripe_rows)
+        output = tmp_path / f"out_{stripe_rows}"
+        config = make_config(name=f"c{stripe_rows}.yaml", output=output, chain={"last_step": "sampling"})
+        assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"]) == 0
+        tables.append(pd.read_parquet(samples.pixels_path(output, "T31TCJ")))
+    assert len(tables[0]) > 1000
+    pd.testing.assert_frame_equal(tables[0], tables[1])
