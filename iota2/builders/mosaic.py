@@ -4,6 +4,7 @@ probabilities) and the pixel validity map."""
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,10 @@ def final_path(output_path, name: str) -> Path:
 
 def mosaic_files(sources: list[Path], target: Path, dtype: str, compress: str, nodata=0,
                  colormap: dict | None = None) -> None:
-    """Merge rasters on one CRS and resolution (first source wins where they overlap), atomically."""
+    """Merge rasters on one CRS and resolution (first source wins where they overlap), atomically.
+
+    A single source already in the output's layout (one tile: the common case) is copied, not decoded and
+    compressed again."""
     datasets = [rasterio.open(path) for path in sources]
     try:
         profile = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER",
@@ -33,13 +37,27 @@ def mosaic_files(sources: list[Path], target: Path, dtype: str, compress: str, n
         if compress.upper() != "NONE":
             profile["compress"] = compress.lower()
         with atomic_output(target) as tmp:
-            merge(datasets, nodata=nodata, method="first", dst_path=tmp, dst_kwds=profile)
+            if len(datasets) == 1 and _same_layout(datasets[0], profile):
+                shutil.copyfile(sources[0], tmp)
+                with rasterio.open(tmp, "r+") as dst:
+                    dst.nodata = nodata
+            else:
+                merge(datasets, nodata=nodata, method="first", dst_path=tmp, dst_kwds=profile)
             if colormap:
                 with rasterio.open(tmp, "r+") as dst:
                     dst.write_colormap(1, colormap)
     finally:
         for dataset in datasets:
             dataset.close()
+
+
+def _same_layout(dataset, profile: dict) -> bool:
+    """Whether ``dataset`` is a GeoTIFF with the type, tiling and compression of ``profile``."""
+    source = dataset.profile
+    return (source["driver"] == "GTiff" and source["dtype"] == profile["dtype"] and bool(source.get("tiled"))
+            and source.get("blockxsize") == profile["blockxsize"] and source.get("blockysize") == profile["blockysize"]
+            and str(source.get("compress") or "none").lower() == str(profile.get("compress") or "none").lower()
+            and dataset.colorinterp[0].name != "palette")
 
 
 def default_colormap(labels: list[int]) -> dict[int, tuple[int, int, int, int]]:
