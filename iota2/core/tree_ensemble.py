@@ -11,7 +11,7 @@ waits for memory, and the per-pixel class sums stay in cache.
 The result is scikit-learn's ``predict_proba``: same split rule (``x <= threshold`` on float32
 features, thresholds rounded down to float32 so the comparison is exact), same per-tree class
 fractions, summed in float64 in tree order and divided by the number of trees. On the benchmark forest
-(100 trees, 52 features) it is 1.6x faster than scikit-learn on one thread and 2.2x on a 300-feature
+(100 trees, 52 features) it is 1.7x faster than scikit-learn on one thread and 2.2–2.6x on a 300-feature
 forest (``bench/README.md``). Anything else (other learners, multi-output trees, NaN features) goes
 through scikit-learn unchanged.
 """
@@ -47,7 +47,7 @@ def _kernel():
                                        np.zeros(1, np.int32), np.ones((1, 1), np.float64), np.empty((1, 1)))
     except Exception as exc:  # noqa: BLE001 - any numba failure means the scikit-learn path
         LOGGER.warning("the compiled forest kernel is not available (%s: %s); tree ensembles are applied with "
-                       "scikit-learn, about 1.6x slower", type(exc).__name__, exc)
+                       "scikit-learn, about 1.7x slower", type(exc).__name__, exc)
         return None
     return forest_kernel
 
