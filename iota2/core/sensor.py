@@ -7,11 +7,23 @@ window by window, so that memory is bounded by the window and not by the tile.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 from rasterio.windows import Window
 
 from iota2.core.raster import Grid
+
+_WARNED: set[tuple] = set()
+
+
+def warn_once(logger: logging.Logger, message: str, *args) -> None:
+    """Log a warning about the input data once per process: sensors are instantiated again for each tile,
+    check and task, and the same folder would otherwise be warned about at each of them."""
+    key = (logger.name, message, args)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        logger.warning(message, *args)
 
 
 @dataclasses.dataclass

@@ -82,7 +82,7 @@ def generate_s1(out_dir: str | Path, s2_dataset: dict, dates=None, seed: int = 0
         ``s1_config`` (the INI file for ``chain.s1_path``), ``s1_images`` (folder), ``output`` (folder of
         ``iota2 s1-preprocess``), ``dates`` (``{"DES": [...], "ASC": [...]}``), ``crs``.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # s1.cfg holds absolute paths: it works from any folder
     images = out_dir / "s1_images"
     images.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

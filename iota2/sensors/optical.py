@@ -49,7 +49,7 @@ from iota2.core import config as config_module
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.raster import Grid, open_input_raster, open_raster, read_checked, warp_scale_options
-from iota2.core.sensor import Sensor, SensorData
+from iota2.core.sensor import Sensor, SensorData, warn_once
 from iota2.core.timeseries import interpolation_grid, parse_date, series_on_dates
 
 LOGGER = logging.getLogger(__name__)
@@ -562,10 +562,10 @@ class OpticalSensor(Sensor):
                 continue
             date = self.product_class.parse_date(path.name)
             if date is None:
-                LOGGER.warning("ignoring '%s': no YYYYMMDD date in its name", path)
+                warn_once(LOGGER, "ignoring '%s': no YYYYMMDD date in its name", path)
                 continue
             if date in by_date:
-                LOGGER.warning("tile %s: products '%s' and '%s' have the same date %s; keeping the first",
+                warn_once(LOGGER, "tile %s: products '%s' and '%s' have the same date %s; keeping the first",
                                self.tile, by_date[date].name, path.name, date)
                 continue
             by_date[date] = self.product_class(path, date)
@@ -576,8 +576,9 @@ class OpticalSensor(Sensor):
     def _missing_file_message(self, product: OpticalProduct, path: Path) -> str:
         bands = ", ".join(self.bands)
         masks = ", ".join(self.product_class.masks)
+        kind = "mask file" if len(self.product_class.masks) == 1 else "mask files"
         return (f"{self.label} product '{product.path}' lacks the file '{path}'; every product needs the band files "
-                f"{bands} and the masks {masks}")
+                f"{bands} and the {kind} {masks}")
 
     def check_inputs(self, grid: Grid | None = None) -> None:
         """Check the tile folder, the product names, the band and mask files and the grids of the bands.

@@ -402,13 +402,14 @@ def speckle_filter(values: np.ndarray, invalid: np.ndarray, radius: int) -> np.n
 
 
 def gapfill_spline(values: np.ndarray, invalid: np.ndarray, input_dates: list[str],
-                   output_dates: list[str]) -> np.ndarray:
+                   output_dates: list[str], floor: float | None = None) -> np.ndarray:
     """Cubic-spline temporal gap-filling (``not-a-knot`` splines through each pixel's valid dates).
 
     Pixels are grouped by their pattern of valid dates and each group is interpolated at once
     (vectorised). Outside a pixel's valid range the nearest valid value is held; with fewer than
     three valid dates the interpolation is linear; a pixel without valid date gets 0 (like
-    :func:`iota2.core.timeseries.gapfill_linear`).
+    :func:`iota2.core.timeseries.gapfill_linear`). A spline overshoots between observations; ``floor``
+    (0 for linear backscatter, which cannot be negative) bounds the values from below.
 
     Parameters
     ----------
@@ -444,6 +445,8 @@ def gapfill_spline(values: np.ndarray, invalid: np.ndarray, input_dates: list[st
 
         spline = CubicSpline(x, flat[pattern][:, :, pixels].astype(np.float64), axis=0)
         out_flat[:, :, pixels] = spline(np.clip(out_days, x[0], x[-1])).astype(np.float32)
+    if floor is not None:
+        np.maximum(result, np.float32(floor), out=result)
     return result
 
 
@@ -491,14 +494,16 @@ def stack_fingerprint(cfg: S1Config, files: list[S1File], grid: Grid) -> str:
 @functools.lru_cache(maxsize=256)
 def _usable_stacks(paths: tuple[str, ...], mtimes: tuple[float, ...], fingerprint: str) -> bool:
     """Whether every stack of ``paths`` carries ``fingerprint`` (checked once per file version)."""
+    stale = []
     for path in paths:
         with open_raster(path) as src:
             if src.tags().get(FINGERPRINT_TAG) != fingerprint:
-                LOGGER.warning("Sentinel-1 stack '%s' was computed from other images or settings; it is ignored and "
-                               "the values are computed in memory (run 'iota2 s1-preprocess' again to refresh it)",
-                               path)
-                return False
-    return True
+                stale.append(path)
+    if stale:
+        LOGGER.warning("Sentinel-1 stack(s) %s were computed from other images or settings; they are ignored and the "
+                       "values are computed in memory (run 'iota2 s1-preprocess' again to refresh them)",
+                       ", ".join(f"'{path}'" for path in stale))
+    return not stale
 
 
 def preprocessed_stacks(cfg: S1Config, tile: str, orbit: str, files: list[S1File], grid: Grid) -> list[Path] | None:
@@ -529,7 +534,8 @@ def preprocess_tile(cfg: S1Config, tile: str, rows_per_block: int = 512) -> list
 
     For each polarisation and orbit: ``<output>/<tile>/<tile>_<pol>_<ORBIT>_STACK.tif`` (float32, one band
     per date of that orbit, 0 where invalid) with ``<pol>_<ORBIT>_dates_input.txt`` (its dates, one per
-    line) and ``<pol>_<ORBIT>_dates_interpolation.txt`` (its gap-filling grid). Blocks of rows are read
+    line) and ``<pol>_<ORBIT>_dates_interpolation.txt`` (the gap-filling grid of the tile, from its first to
+    its last acquisition of either orbit: the chain's grid for this tile alone). Blocks of rows are read
     with a padding of ``window_radius``, so the result equals a whole-tile computation.
 
     Returns
@@ -546,6 +552,8 @@ def preprocess_tile(cfg: S1Config, tile: str, rows_per_block: int = 512) -> list
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     radius = cfg.window_radius
+    all_dates = sorted({item.date for item in files})
+    grid_dates = date_grid(all_dates[0], all_dates[-1], cfg.temporal_resolution)  # both orbits: the chain's grid
     for orbit in ORBITS:
         dates = sorted({item.date for item in files if item.orbit == orbit})
         if not dates:
@@ -569,7 +577,6 @@ def preprocess_tile(cfg: S1Config, tile: str, rows_per_block: int = 512) -> list
                     out.update_tags(**{FINGERPRINT_TAG: fingerprint})
         for pol in POLARISATIONS:
             (folder / f"{pol}_{orbit}_dates_input.txt").write_text("".join(f"{d}\n" for d in dates))
-            grid_dates = date_grid(dates[0], dates[-1], cfg.temporal_resolution)
             (folder / f"{pol}_{orbit}_dates_interpolation.txt").write_text("".join(f"{d}\n" for d in grid_dates))
         written += paths
     return written
@@ -693,7 +700,7 @@ class Sentinel1(Sensor):
         no_obs = np.ones((len(input_dates), rows, cols), dtype=bool)
         interpolated = np.zeros((len(interpolation_dates), len(BAND_NAMES), rows, cols), dtype=np.float32)
         validity = np.zeros((rows, cols), dtype=np.uint16)
-        gapfill = gapfill_spline if cfg.interpolation == "spline" else gapfill_linear
+        gapfill = functools.partial(gapfill_spline, floor=0.0) if cfg.interpolation == "spline" else gapfill_linear
         for orbit_index, orbit in enumerate(ORBITS):
             stacks = preprocessed_stacks(cfg, self.tile, orbit, files, grid)
             if stacks is not None:  # written by iota2 s1-preprocess: the same values, already filtered

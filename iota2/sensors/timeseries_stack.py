@@ -39,7 +39,7 @@ from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
 from iota2.core.raster import Grid, open_input_raster, open_raster, read_checked, warp_scale_options
-from iota2.core.sensor import Sensor, SensorData
+from iota2.core.sensor import Sensor, SensorData, warn_once
 from iota2.core.timeseries import interpolation_grid, series_on_dates
 from iota2.sensors import sentinel_2 as _s2
 from iota2.sensors.sentinel_2 import compute_features, read_onto_grid
@@ -226,11 +226,11 @@ class TimeSeriesStack(Sensor):
             try:
                 date = datetime.datetime.strptime(text, date_format).strftime("%Y%m%d")
             except (TypeError, ValueError):
-                LOGGER.warning("ignoring '%s': '%s' does not read as a date with %s.date_format = %r",
+                warn_once(LOGGER, "ignoring '%s': '%s' does not read as a date with %s.date_format = %r",
                                path, text, self.config_section, date_format)
                 continue
             if date in by_date:
-                LOGGER.warning("tile %s: '%s' and '%s' have the same date %s; keeping the first",
+                warn_once(LOGGER, "tile %s: '%s' and '%s' have the same date %s; keeping the first",
                                self.tile, by_date[date].name, path.name, date)
                 continue
             by_date[date] = path

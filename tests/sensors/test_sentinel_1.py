@@ -222,6 +222,22 @@ def test_spline_gapfilling_matches_a_cubic():
     np.testing.assert_allclose(out[:, 0], [[[3.375] * 3] * 2, [[8.0] * 3] * 2], rtol=1e-4)
 
 
+def test_spline_gapfilling_of_backscatter_never_goes_below_zero():
+    """A cubic spline overshoots between observations: a sharp drop next to a peak swings below zero, which
+    linear backscatter cannot be. The floor bounds it; the observations themselves are kept."""
+    days = ["20180101", "20180111", "20180121", "20180131", "20180210", "20180220"]
+    series = np.array([0.05, 0.06, 0.9, 0.01, 0.012, 0.05], np.float32)
+    values = series[:, None, None, None] * np.ones((6, 1, 1, 2), np.float32)
+    invalid = np.zeros((6, 1, 2), dtype=bool)
+    output = [f"201801{d:02d}" for d in range(1, 32)] + [f"201802{d:02d}" for d in range(1, 21)]
+    free = s1.gapfill_spline(values, invalid, days, output)
+    assert free.min() < 0  # the case is real
+    floored = s1.gapfill_spline(values, invalid, days, output, floor=0.0)
+    assert floored.min() >= 0 and np.array_equal(floored[free >= 0], free[free >= 0])
+    on_days = [output.index(day) for day in days]
+    np.testing.assert_allclose(floored[on_days, 0, 0, 0], series, rtol=1e-6)
+
+
 def test_tile_not_covered_and_not_listed(tmp_path, data):
     far = Grid(data["grid"].crs, Affine(10, 0, 900000, 0, -10, 5900000), 50, 50)
     with pytest.raises(InputDataError, match="S1 tile not covered.*s1_images.*T31TCJ"):
@@ -245,7 +261,9 @@ def test_s1_preprocess_command_writes_the_stacks(tmp_path, data):
                 assert src.count == len(data["s1"]["dates"][orbit])
             dates = (folder / f"{pol}_{orbit}_dates_input.txt").read_text().split()
             assert dates == data["s1"]["dates"][orbit]
-            assert (folder / f"{pol}_{orbit}_dates_interpolation.txt").exists()
+            # the chain's grid of this tile: both orbits share it (the feature labels name these dates)
+            chain_grid = s1.Sentinel1.interpolation_dates(sen.config, {TILE: sen.input_dates()})
+            assert (folder / f"{pol}_{orbit}_dates_interpolation.txt").read_text().split() == chain_grid
     # the stack equals the sensor's filtered raw series
     des_index = [result.input_dates.index(d) for d in data["s1"]["dates"]["DES"]]
     with rasterio.open(folder / f"{TILE}_vh_DES_STACK.tif") as src:
@@ -280,6 +298,7 @@ def test_chain_reads_the_preprocessed_stacks_when_they_match(tmp_path, data, cap
     caplog.clear()
     stale = sensor(cfg).read(grid, window, dates)
     assert "ignored" in caplog.text and "s1-preprocess" in caplog.text
+    assert f"{TILE}_vv_DES_STACK.tif" in caplog.text and f"{TILE}_vh_DES_STACK.tif" in caplog.text  # both named
     reference = sensor(cfg)
     assert not np.array_equal(stale.raw[des_index, 0], doubled.raw[des_index, 0])
     np.testing.assert_array_equal(stale.features, reference.read(grid, window, dates).features)

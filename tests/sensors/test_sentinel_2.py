@@ -90,6 +90,11 @@ def test_duplicated_date_keeps_first_and_warns(small_dataset, tmp_path, caplog):
         assert sensor.input_dates() == DATES[:3]
     assert sensor.products[0].name == original
     assert any("same date" in record.getMessage() for record in caplog.records)
+    # sensors are made again per tile, check and task: the folder is warned about once per process
+    again = Sentinel2Theia(make_config(small_dataset["s2_path"], tmp_path), "T31TCJ")
+    with caplog.at_level(logging.WARNING):
+        assert again.input_dates() == DATES[:3]
+    assert sum("same date" in record.getMessage() for record in caplog.records) == 1
 
 
 def test_reference_grid(sensor, dataset):
