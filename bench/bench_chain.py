@@ -381,6 +381,9 @@ def child_profile(spec: dict) -> dict:
 def child_memory(spec: dict) -> dict:
     """Classify every chunk of a tile with the real task function; report this process's peak RSS."""
     from iota2.builders import classification
+    from iota2.core.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # as the chain's workers do
 
     builder = builder_of(Path(spec["config"]))
     windows = builder.windows(TILE)

@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{config.path}: {exc}") from exc  # a key checked by a builder: name the file
         raise
     cluster = starting.result() if starting is not None else None
+    if args.scheduler_type == "debug" and not args.only_summary:
+        from iota2.core.allocator import reuse_freed_memory
+
+        reuse_freed_memory()  # tasks run in this process (workers do it in their preload)
     if args.only_summary:
         for builder, graph, groups in plans:
             print(f"Builder {type(builder).__name__}")

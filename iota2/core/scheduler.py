@@ -158,6 +158,7 @@ def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_r
         kwargs = {"cores": options.get("cores") or 1, "processes": 1, "memory": options.get("memory") or "4GB",
                   "walltime": options.get("walltime") or "01:00:00",
                   "job_extra_directives": list(options.get("job_extra_directives") or []),
+                  "worker_extra_args": ["--preload", "iota2.core.worker_preload"],
                   "python": sys.executable}
         if options.get("queue"):
             kwargs["queue"] = options["queue"]

@@ -1,7 +1,8 @@
 """Imported by each dask worker at start (dask ``preload``): loads the plugins and the heavy libraries
 once and compiles the forest kernel (or loads it from numba's cache), while the driver is still checking
-inputs, so the first task of a worker does not pay for them; keeps dask's failed-task tracebacks off the
-console (they are in the task's log)."""
+inputs, so the first task of a worker does not pay for them; keeps freed memory for the next chunk
+(:mod:`iota2.core.allocator`); keeps dask's failed-task tracebacks off the console (they are in the task's
+log)."""
 
 import logging
 
@@ -10,6 +11,7 @@ import pyogrio  # noqa: F401
 import rasterio  # noqa: F401
 import sklearn.ensemble  # noqa: F401
 
+from iota2.core.allocator import reuse_freed_memory
 from iota2.core.plugins import get_plugin_manager
 from iota2.core.tree_ensemble import warm_up
 
@@ -20,5 +22,6 @@ def _not_a_task_failure(record) -> bool:
 
 
 logging.getLogger("distributed.worker").addFilter(_not_a_task_failure)
+reuse_freed_memory()
 get_plugin_manager()
 warm_up()

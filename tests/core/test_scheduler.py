@@ -115,6 +115,7 @@ def test_cluster_job_script(kind, directive):
     assert "proj42" in script and "cpu" in script and "02:00:00" in script
     assert "avx2" in script or "place=scatter" in script
     assert "distributed.cli.dask_worker" in script or "dask-worker" in script or "dask worker" in script
+    assert "--preload iota2.core.worker_preload" in script  # plugins, kernel and allocator set up per job
 
 
 def test_random_graph_runs_every_task_after_its_dependencies(tmp_path):
