@@ -95,7 +95,10 @@ def write_config(path: Path, dataset: dict, extra: dict | None, output: Path, me
 # ------------------------------------------------------------------------------------------------ child
 def child_features(spec: dict) -> dict:
     """Compute the features of every chunk of the tile; report times, sizes and this process's peak RSS."""
+    from iota2.core.allocator import reuse_freed_memory
     from iota2.core.features import read_features
+
+    reuse_freed_memory()  # as the chain's workers do
 
     builder = builder_of(Path(spec["config"]))
     grid = builder.grids[TILE]
