@@ -100,7 +100,7 @@ class I2Classification(Builder):
             raise ConfigError("builders.builders_paths: builders are plugins found through the 'iota2' entry-point "
                               "group; package your builder (see docs/plugins.md) and remove builders_paths")
         train["sample_selection"] = validate_sample_selection(train["sample_selection"])
-        learning.build_estimator(self.config, 0)  # unknown learner or keyword: fail before any task
+        learning.check_estimator_settings(self.config)  # unknown learner or keyword: fail before any task
 
     def check_inputs(self) -> None:
         """Check config, sensors and ground truth; compute grids, dates, regions and labels (cheap)."""

@@ -42,17 +42,36 @@ def estimator_settings(config) -> tuple[str, dict]:
     return name, params
 
 
+def accepted_keywords(factory) -> frozenset[str] | None:
+    """The keywords a registered learner accepts (None when its factory does not tell)."""
+    if hasattr(factory, "parameter_names"):
+        return frozenset(factory.parameter_names())
+    estimator_class = getattr(factory, "estimator_class", factory if inspect.isclass(factory) else None)
+    return frozenset(inspect.signature(estimator_class).parameters) if estimator_class is not None else None
+
+
+def check_estimator_settings(config) -> tuple[str, dict, frozenset[str] | None]:
+    """Check the learner name, its keywords and the keywords of its grid search without building it.
+
+    Returns the name, the keywords and the accepted keyword names (None when unknown)."""
+    name, params = estimator_settings(config)
+    accepted = accepted_keywords(classifiers()[name])
+    if accepted is not None:
+        grid = config["scikit_models_parameters"].get("cross_validation_parameters") or {}
+        for where, keys in (("scikit_models_parameters", params), ("scikit_models_parameters."
+                                                                  "cross_validation_parameters", grid)):
+            unknown = sorted(set(keys) - accepted)
+            if unknown:
+                raise ConfigError(f"{where}: {', '.join(unknown)} not accepted by {name}; its keywords are "
+                                  f"{', '.join(sorted(accepted))}")
+    return name, params, accepted
+
+
 def build_estimator(config, run: int):
     """An unfitted estimator (a pipeline with a scaler when ``standardization`` is set)."""
-    name, params = estimator_settings(config)
+    name, params, accepted = check_estimator_settings(config)
     factory = classifiers()[name]
-    estimator_class = getattr(factory, "estimator_class", factory if inspect.isclass(factory) else None)
-    accepted = set(inspect.signature(estimator_class).parameters) if estimator_class is not None else None
     if accepted is not None:
-        unknown = sorted(set(params) - accepted)
-        if unknown:
-            raise ConfigError(f"scikit_models_parameters: {', '.join(unknown)} not accepted by {name}; its keywords "
-                              f"are {', '.join(sorted(accepted))}")
         seed = config["arg_train"]["random_seed"]
         if "random_state" in accepted and "random_state" not in params:
             params["random_state"] = (seed or 0) + run

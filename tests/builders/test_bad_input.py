@@ -30,6 +30,8 @@ def write_truth(frame, path):
     ({"builders": {"builders_class_name": ["i2_obia"]}}, "'i2_obia' (the OBIA builder) is not available"),
     ({"scikit_models_parameters": {"model_type": "RandomForest"}}, "not a registered classifier"),
     ({"scikit_models_parameters": {"model_type": "RandomForestClassifier", "n_trees": 3}}, "n_trees not accepted"),
+    ({"scikit_models_parameters": {"model_type": "SVC", "cross_validation_parameters": {"c": [1, 10]}}},
+     "cross_validation_parameters: c not accepted by SVC"),
     ({"arg_train": {"classifier": "rf"}}, "model_type: RandomForestClassifier"),
     ({"arg_train": {"sample_selection": {"strategy": "constant"}}}, "strategy.constant.nb"),
     ({"chain": {"data_field": "CODE"}}, "no field 'CODE'"),

@@ -52,3 +52,32 @@ def test_every_hook_is_documented():
     for name in hooks:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert len(doc.strip()) > 40, f"hook {name} is not documented"
+
+
+def test_learner_keywords_are_checked_at_start_without_importing_scikit_learn(tmp_path):
+    """The accepted keywords of the built-in learners are kept per scikit-learn version in the user cache:
+    after the first run, checking a configuration does not import scikit-learn (about 1 s)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from iota2.core.config import validate\n"
+        "from iota2.builders.learning import check_estimator_settings\n"
+        "config = validate({'chain': {'output_path': '/o', 'list_tile': 'T1'},\n"
+        "                   'scikit_models_parameters': {'model_type': 'ExtraTreesClassifier', 'max_depth': 5}})\n"
+        "check_estimator_settings(config)\n"
+        "print('sklearn' in sys.modules)\n")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    first, second = (subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                                    check=True).stdout.strip() for _ in range(2))
+    assert (first, second) == ("True", "False")
+    cache = tmp_path / "iota2" / "estimator_parameters.json"
+    known = json.loads(cache.read_text())
+    assert any(key.startswith("sklearn.ensemble.ExtraTreesClassifier==") and "max_depth" in names
+               for key, names in known.items())
+    cache.write_text("{not json")  # a damaged cache is read again from the library
+    assert subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "True"
