@@ -151,12 +151,15 @@ class TaskStatus:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.states: dict[str, str] = {}
+        self._cut_line = False
         if self.path.exists():
-            lines = self.path.read_text(encoding="utf-8").split("\n")
+            text = self.path.read_text(encoding="utf-8")
+            lines = text.split("\n")
             for line in lines[:-1]:  # the last piece is empty, or a line cut by a kill: ignored
                 state, _, name = line.partition(" ")
                 if state in ("done", "failed") and name:
                     self.states[name] = state
+            self._cut_line = bool(lines[-1])  # the next record starts on a line of its own
 
     def is_done(self, name: str) -> bool:
         return self.states.get(name) == "done"
@@ -165,12 +168,14 @@ class TaskStatus:
         self.states[name] = state
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as journal:
-            journal.write(f"{state} {name}\n")
+            journal.write(("\n" if self._cut_line else "") + f"{state} {name}\n")
+            self._cut_line = False
             journal.flush()
             os.fsync(journal.fileno())
 
     def reset(self) -> None:
         """Forget every state (a run without ``-restart``)."""
         self.states = {}
+        self._cut_line = False
         with atomic_output(self.path) as tmp:
             tmp.write_text("", encoding="utf-8")

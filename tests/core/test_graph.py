@@ -73,5 +73,8 @@ def test_status_journal_ignores_a_line_cut_by_a_kill(tmp_path):
     again = TaskStatus(path)
     assert again.is_done("classification_T1_chunk_12")
     assert not again.is_done("classification_T1_chunk_1")
+    # the restarted run's first record starts on a line of its own, so it is not lost with the cut one
+    again.set("report", "done")
+    assert TaskStatus(path).is_done("report") and not TaskStatus(path).is_done("classification_T1_chunk_1")
     status.reset()
     assert TaskStatus(path).states == {}
