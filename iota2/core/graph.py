@@ -145,13 +145,15 @@ class TaskStatus:
 
     The file is a journal: one ``<state> <task name>`` line appended (and flushed to disk) per change, the
     last line of a task wins. Appending keeps the cost per task constant on runs of many thousands of
-    tasks, and a run killed mid-write leaves at most one incomplete last line, which is ignored.
+    tasks, and a run killed mid-write leaves at most one incomplete last line, which is ignored and removed
+    before the next record (completed by a newline, ``done classification_T1_chunk_1`` cut from ``..._chunk_12``
+    would read as another task's record).
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.states: dict[str, str] = {}
-        self._cut_line = False
+        self._cut_bytes = 0
         if self.path.exists():
             text = self.path.read_text(encoding="utf-8")
             lines = text.split("\n")
@@ -159,7 +161,7 @@ class TaskStatus:
                 state, _, name = line.partition(" ")
                 if state in ("done", "failed") and name:
                     self.states[name] = state
-            self._cut_line = bool(lines[-1])  # the next record starts on a line of its own
+            self._cut_bytes = len(lines[-1].encode("utf-8"))  # removed before the next record is appended
 
     def is_done(self, name: str) -> bool:
         return self.states.get(name) == "done"
@@ -167,15 +169,17 @@ class TaskStatus:
     def set(self, name: str, state: str) -> None:
         self.states[name] = state
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._cut_bytes:  # completed, the cut line could read as another task's record ("..._chunk_1")
+            os.truncate(self.path, self.path.stat().st_size - self._cut_bytes)
+            self._cut_bytes = 0
         with open(self.path, "a", encoding="utf-8") as journal:
-            journal.write(("\n" if self._cut_line else "") + f"{state} {name}\n")
-            self._cut_line = False
+            journal.write(f"{state} {name}\n")
             journal.flush()
             os.fsync(journal.fileno())
 
     def reset(self) -> None:
         """Forget every state (a run without ``-restart``)."""
         self.states = {}
-        self._cut_line = False
+        self._cut_bytes = 0
         with atomic_output(self.path) as tmp:
             tmp.write_text("", encoding="utf-8")
