@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.only_summary:
         check_output_path(config["chain"]["output_path"])
     starting = None
+    if args.scheduler_type in ("Slurm", "PBS"):
+        import dask_jobqueue  # noqa: F401 - sets a signal handler when imported: only the main thread may
     if not args.only_summary and args.scheduler_type != "debug":
         # start the dask workers while the inputs are checked and the graph is built
         starting = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(
@@ -115,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
         for builder, graph, groups in plans:
             print(f"Builder {type(builder).__name__}")
             print(graph.summary(groups))
+        if args.scheduler_type in ("Slurm", "PBS"):
+            cluster = make_cluster(args.scheduler_type, args.nb_parallel_tasks, config, dry_run=True)
+            try:
+                print(f"Job script ({args.nb_parallel_tasks} job(s), one worker each):\n{cluster.job_script()}")
+            finally:
+                cluster.close()
         return 0
     output = Path(config["chain"]["output_path"])
     for builder, graph, groups in plans:

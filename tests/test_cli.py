@@ -32,3 +32,46 @@ def test_console_script_exit_code_and_single_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"iota2: error: {config}: unknown key 'arg_train.ratoi'; did you mean 'ratio'?")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+SBATCH = """#!/bin/bash
+# stand-in for Slurm's sbatch: runs the job script here, in its own process group, and prints its id
+copy=$(mktemp "{jobs}/job.XXXXXX.sh")
+cp "$1" "$copy"
+setsid nohup bash "$copy" > "$copy.log" 2>&1 < /dev/null &
+echo "Submitted batch job $!"
+"""
+SCANCEL = """#!/bin/bash
+kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
+exit 0
+"""
+
+
+def test_slurm_run_through_the_command_line(tmp_path, make_config):
+    """``-scheduler_type Slurm`` from the command line, with stand-ins for sbatch and scancel that run the job
+    scripts on this machine: the workers of the generated scripts connect and run the whole chain."""
+    import os
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    for name, text in (("sbatch", SBATCH.format(jobs=jobs)), ("scancel", SCANCEL)):
+        (jobs / name).write_text(text)
+        (jobs / name).chmod(0o755)
+    config = make_config(slurm={"cores": 1, "memory": "2GB", "walltime": "00:10:00"})
+    env = dict(os.environ, PATH=f"{jobs}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run([sys.executable, "-m", "iota2.cli", "-config", str(config), "-scheduler_type", "Slurm",
+                             "-nb_parallel_tasks", "2", "-no_progress"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "out" / "final" / "RESULTS.txt").exists()
+    scripts = sorted(jobs.glob("job.*.sh"))
+    assert len(scripts) == 2 and "#SBATCH" in scripts[0].read_text()
+    assert "--preload iota2.core.worker_preload" in scripts[0].read_text()
+
+
+def test_only_summary_prints_the_job_script(make_config, capsys):
+    config = make_config(slurm={"account": "proj42", "cores": 2, "memory": "3GB"})
+    assert main(["-config", str(config), "-scheduler_type", "PBS", "-nb_parallel_tasks", "4", "-only_summary"]) == 0
+    out = capsys.readouterr().out
+    assert "Job script (4 job(s), one worker each)" in out and "#PBS" in out and "proj42" in out
+    assert "--preload iota2.core.worker_preload" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 
 import pluggy
 
@@ -31,9 +32,15 @@ def get_plugin_manager() -> pluggy.PluginManager:
             "run 'iota2 plugins' to list them and uninstall or fix the broken package"
         ) from exc
     if os.environ.get("IOTA2_TRACE_PLUGINS"):
-        manager.trace.root.setwriter(lambda message: LOGGER.warning("pluggy: %s", message.rstrip()))
+        manager.trace.root.setwriter(lambda message: sys.stderr.write(f"iota2 plugin trace: {_shorten(message)}\n"))
         manager.enable_tracing()
     return manager
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    """One trace line, cut after ``limit`` characters (hook results such as the config sections are long)."""
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[:limit] + f" ... ({len(message)} characters)"
 
 
 def refresh_plugins() -> pluggy.PluginManager:
