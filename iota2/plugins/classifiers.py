@@ -48,8 +48,12 @@ _DISTRIBUTIONS = {"sklearn": "scikit-learn"}
 """Distribution names that differ from the package's."""
 
 
-def _cache_file() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+def _cache_file() -> Path | None:
+    """``<user cache>/iota2/estimator_parameters.json``, or None where the user has no home folder."""
+    try:
+        root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except (RuntimeError, KeyError):
+        return None
     return Path(root) / "iota2" / "estimator_parameters.json"
 
 
@@ -75,12 +79,14 @@ def _parameter_names(module: str, name: str, version: str) -> frozenset[str]:
     path = _cache_file()
     try:
         known = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (AttributeError, OSError, ValueError):  # no cache folder, no file, damaged file
+        known = {}
+    if not isinstance(known, dict):
         known = {}
     if version and isinstance(known.get(key), list):
         return frozenset(known[key])
     names = sorted(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
-    if version:
+    if version and path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
