@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(exc, ConfigError) and config.path and config.path not in str(exc):
             raise ConfigError(f"{config.path}: {exc}") from exc  # a key checked by a builder: name the file
         raise
-    cluster = starting.result() if starting is not None else None
+    cluster = None
+    if starting is not None:  # a local cluster still starting: the first tasks run in this process meanwhile
+        cluster = starting if args.scheduler_type == "localCluster" else starting.result()
     if args.scheduler_type == "debug" and not args.only_summary:
         from iota2.core.allocator import reuse_freed_memory
 

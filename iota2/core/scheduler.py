@@ -10,6 +10,7 @@ of the task's log. Big arrays never travel through the scheduler: tasks read and
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import os
 import sys
@@ -112,7 +113,13 @@ class _DaskExecutor:
 
     def wait_any(self):
         future = next(self.as_completed)
-        batch = [future] + list(self.as_completed.next_batch(block=False))
+        return self._collect([future] + list(self.as_completed.next_batch(block=False)))
+
+    def poll(self):
+        """The tasks finished so far (none: an empty list), without waiting."""
+        return self._collect(list(self.as_completed.next_batch(block=False))) if self.names else []
+
+    def _collect(self, batch):
         finished = []
         for item in batch:
             error = None
@@ -128,6 +135,70 @@ class _DaskExecutor:
     def close(self):
         self.client.close()
         self.cluster.close()
+
+
+class _WhileStartingExecutor:
+    """Runs tasks in this process, one at a time, until the dask cluster being started is ready, then
+    submits them to it (tasks that wait for the local slot go to the cluster as soon as it is ready).
+
+    Starting the workers of a ``localCluster`` takes seconds of imports; the first tasks of a run (tile
+    preparation, ground truth, sample selection) are short and mostly one after the other, so they run in
+    the driver meanwhile instead of waiting."""
+
+    def __init__(self, starting, allowed_retry: int):
+        self.starting = starting
+        self.allowed_retry = allowed_retry
+        self.local = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="iota2-task")
+        self.running: dict = {}  # local future -> (name, args, attempt)
+        self.waiting: collections.deque = collections.deque()
+        self.dask: _DaskExecutor | None = None
+
+    def _ready(self) -> bool:
+        if self.dask is None and self.starting.done():
+            self.dask = _DaskExecutor(self.starting.result(), self.allowed_retry)
+            while self.waiting:
+                self.dask.submit(*self.waiting.popleft())
+        return self.dask is not None
+
+    def _run_here(self, name, args, attempt: int = 0) -> None:
+        self.running[self.local.submit(run_task, *args)] = (name, args, attempt)
+
+    def submit(self, name, args):
+        if self._ready():
+            self.dask.submit(name, args)
+        elif not self.running:
+            self._run_here(name, args)
+        else:
+            self.waiting.append((name, args))
+
+    def wait_any(self):
+        while True:
+            finished = []
+            for future in [future for future in self.running if future.done()]:
+                name, args, attempt = self.running.pop(future)
+                error = future.exception()
+                if error is not None and attempt < self.allowed_retry:
+                    self._run_here(name, args, attempt + 1)
+                else:
+                    finished.append((name, error))
+            if not self._ready() and not self.running and self.waiting:
+                self._run_here(*self.waiting.popleft())
+            if self.dask is not None:
+                if not self.running:
+                    return finished + (self.dask.poll() if finished else self.dask.wait_any())
+                finished += self.dask.poll()
+            if finished:
+                return finished
+            # wake up when a local task ends or the cluster is ready; cluster tasks are polled meanwhile
+            concurrent.futures.wait([*self.running] + ([] if self.dask is not None else [self.starting]),
+                                    timeout=0.02, return_when=concurrent.futures.FIRST_COMPLETED)
+
+    def close(self):
+        self.local.shutdown(wait=True)
+        if self.dask is not None:
+            self.dask.close()
+        elif self.starting.exception() is None:
+            self.starting.result().close()
 
 
 def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_run: bool = False):
@@ -180,7 +251,9 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
     """Run every task of ``graph`` and return ``{task: "done" | "failed" | "skipped"}``.
 
     ``cluster`` is a dask cluster started beforehand (see :func:`make_cluster`; the CLI starts it while it
-    checks the inputs); it is closed at the end. Without it, one is made from ``scheduler_type``.
+    checks the inputs), or a :class:`concurrent.futures.Future` of one still starting, in which case the
+    first tasks run in this process until it is ready; it is closed at the end. Without it, one is made
+    from ``scheduler_type``.
 
     Raises
     ------
@@ -200,7 +273,12 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
     local = scheduler_type in ("debug", "localCluster")
     if cluster is None:
         cluster = make_cluster(scheduler_type, nb_parallel_tasks, config)
-    executor = _DebugExecutor(allowed_retry) if cluster is None else _DaskExecutor(cluster, allowed_retry)
+    if cluster is None:
+        executor = _DebugExecutor(allowed_retry)
+    elif isinstance(cluster, concurrent.futures.Future):  # still starting: first tasks run here meanwhile
+        executor = _WhileStartingExecutor(cluster, allowed_retry)
+    else:
+        executor = _DaskExecutor(cluster, allowed_retry)
     bar = None
     if progress and to_run:
         from tqdm import tqdm

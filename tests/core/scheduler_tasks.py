@@ -28,3 +28,10 @@ def record_threads(path: str, text: str, delay: float = 0.0) -> None:
     from iota2.core.scheduler import task_threads
 
     append(path, f"{text}={task_threads()}", delay)
+
+
+def record_pid(path: str, text: str, delay: float = 0.0) -> None:
+    """Append ``text`` and the id of the process that ran the task."""
+    import os
+
+    append(path, f"{text}@{os.getpid()}", delay)

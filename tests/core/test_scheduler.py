@@ -165,3 +165,54 @@ def test_a_task_running_alone_gets_every_core(tmp_path, scheduler):
     assert int(threads["alone"]) == cores
     paired = cores if scheduler == "debug" else max(1, cores // 2)
     assert int(threads["a"]) == int(threads["b"]) == paired
+
+
+def _starting_cluster(workers: int, delay: float):
+    """A LocalCluster started in a thread after ``delay`` seconds, as the command line does."""
+    import concurrent.futures
+    import time as _time
+
+    def start():
+        _time.sleep(delay)
+        return make_cluster("localCluster", workers)
+
+    return concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(start)
+
+
+def test_first_tasks_run_here_while_the_cluster_starts(tmp_path):
+    """With a cluster still starting, ready tasks run in this process one at a time; once it is ready, the rest
+    (and the tasks that waited for the local slot) go to its workers. Dependencies and retries hold."""
+    out = str(tmp_path / "trace.txt")
+    graph = Graph(["g"])
+    graph.add_step("s", "g", "s")
+    graph.add_task("first", "s", "scheduler_tasks:record_pid", {"path": out, "text": "first"})
+    graph.add_task("flaky", "s", "scheduler_tasks:fail_once",
+                   {"marker": str(tmp_path / "marker"), "path": out, "text": "flaky"}, ["first"])
+    previous = "flaky"
+    for index in range(10):
+        name = f"t{index}"
+        graph.add_task(name, "s", "scheduler_tasks:record_pid", {"path": out, "text": name, "delay": 0.5}, [previous])
+        previous = name
+    graph.add_task("side", "s", "scheduler_tasks:record_pid", {"path": out, "text": "side"}, ["first"])
+    states = execute(graph, tmp_path / "out", "localCluster", 2, allowed_retry=1, progress=False,
+                     cluster=_starting_cluster(2, delay=0.5))
+    assert set(states.values()) == {"done"}
+    records = [line.split("@") for line in (tmp_path / "trace.txt").read_text().split()]
+    order = [text for text, *_ in records]
+    assert order[0] == "first" and order.index("flaky") < order.index("t0")
+    assert [text for text in order if text.startswith("t")] == [f"t{i}" for i in range(10)]
+    pids = {text: int(pid) for text, pid in (record for record in records if len(record) == 2)}
+    assert pids["first"] == os.getpid()  # ran here while the workers started
+    assert pids["t9"] != os.getpid()  # the cluster took over
+
+
+def test_a_cluster_that_fails_to_start_is_reported(tmp_path):
+    import concurrent.futures
+
+    def broken():
+        raise RuntimeError("no room for workers")
+
+    graph = diamond(tmp_path, delay=0.5)
+    starting = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(broken)
+    with pytest.raises(RuntimeError, match="no room for workers"):
+        execute(graph, tmp_path / "out", "localCluster", 2, progress=False, cluster=starting)
