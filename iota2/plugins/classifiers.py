@@ -87,11 +87,11 @@ def _parameter_names(module: str, name: str, version: str) -> frozenset[str]:
         return frozenset(known[key])
     names = sorted(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
     if version and path is not None:
+        from iota2.core.raster import atomic_output
+
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({**known, key: names}, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, path)
+            with atomic_output(path) as tmp:
+                tmp.write_text(json.dumps({**known, key: names}, indent=1, sort_keys=True), encoding="utf-8")
         except OSError:
             pass  # read-only home: the library is imported at each run instead
     return frozenset(names)
