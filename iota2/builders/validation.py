@@ -51,7 +51,8 @@ def confusion_of_run(config: dict, tiles: list[str], run: int, all_labels: list[
 
 
 def report(config: dict, runs: int, output_path: str) -> None:
-    """``final/RESULTS.txt``: mean over runs with 95 % intervals (each run's PNG is drawn by its confusion task)."""
+    """``final/RESULTS.txt``: mean over runs with 95 % intervals cut to the range of each coefficient (each run's
+    PNG is drawn by its confusion task)."""
     config = Config(config)
     names = read_nomenclature(config["chain"].get("nomenclature_path"))
     matrices, labels = [], None

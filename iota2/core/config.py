@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import difflib
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -29,6 +30,11 @@ LOGGER = logging.getLogger(__name__)
 
 _MISSING = object()
 MANDATORY = _MISSING
+
+#: Largest ``arg_train.runs``: each run is a full learning, classification and validation.
+MAX_RUNS = 1000
+#: Largest ``arg_train.random_seed`` (run S uses seed + S, and numpy / scikit-learn take seeds below 2**32).
+MAX_SEED = 2 ** 31 - 1
 
 
 @dataclasses.dataclass
@@ -86,6 +92,59 @@ def _ratio(value):
     return None if 0.0 < value < 1.0 else "must be strictly between 0 and 1 (share of polygons used for learning)"
 
 
+def _between(low, high, why=""):
+    """A check accepting ``low <= value <= high``; ``why`` says what the bound protects."""
+    def check(value):
+        if value is None or low <= value <= high:
+            return None
+        return f"must be between {low} and {high}{why}"
+    return check
+
+
+def _at_least(low, why=""):
+    def check(value):
+        return None if value is None or value >= low else f"must be >= {low}{why}"
+    return check
+
+
+def _resolution(value):
+    """``chain.spatial_resolution``: unset, a positive number, or a pair ``[x, y]`` of positive numbers."""
+    if value in (None, "", []):
+        return None
+
+    def positive_number(item):
+        return isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item) and item > 0
+
+    if positive_number(value):
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(positive_number(item) for item in value):
+        return None
+    return "must be a positive number of CRS units (e.g. 10) or a pair of them (e.g. [10, 10]), without quotes"
+
+
+def _known_crs(value):
+    """``chain.proj``: a CRS that PROJ knows (an unknown EPSG code fails here, not in the first task)."""
+    if value in (None, ""):
+        return None
+    import rasterio  # already imported by the command line (iota2.core.raster): no start-up cost
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        with rasterio.Env():  # reports PROJ's error through the exception only, not on stderr too
+            CRS.from_user_input(value)
+    except CRSError:
+        return "is not a coordinate reference system that PROJ knows; write an EPSG code such as 'EPSG:2154'"
+    return None
+
+
+def _distinct_tiles(value):
+    repeated = sorted({tile for tile in value if value.count(tile) > 1})
+    if repeated:
+        return f"lists {', '.join(repeated)} more than once; list each tile once"
+    return None
+
+
 def _yyyymmdd(value):
     if value in (None, ""):
         return None
@@ -99,18 +158,23 @@ CORE_SECTIONS: list[Section] = [
         "output_path": Param("str", MANDATORY, "Root folder of every output of the run.", nullable=False),
         "remove_output_path": Param("bool", False, "Delete the content of output_path before a run that starts at "
                                     "the 'init' group (never on -restart)."),
-        "check_inputs": Param("bool", True, "Check ground truth, regions and tiles before any task runs."),
+        "check_inputs": Param("bool", True, "Accepted for iota2 configurations. Inputs (configuration, class files, "
+                              "tiles, ground truth, regions) are always checked before any task runs, as the checks "
+                              "are cheap; False only logs a warning saying so."),
         "nomenclature_path": Param("str", None, "Text file with one 'name:label' line per class (read at start; labels it leaves out are named by their number, with a warning)."),
         "color_table": Param("str", None, "Text file with one 'label R G B' line per class (read at start; labels it leaves out get a default colour, with a warning)."),
-        "list_tile": Param("str_or_list", MANDATORY, "Tiles to process, e.g. 'T31TCJ T31TDJ'.", nullable=False),
+        "list_tile": Param("str_or_list", MANDATORY, "Tiles to process, e.g. 'T31TCJ T31TDJ'; each listed once.",
+                           nullable=False, check=_distinct_tiles),
         "ground_truth": Param("str", None, "Polygon file (any OGR format) with the class field data_field."),
         "data_field": Param("str", None, "Integer class field of the ground truth (labels > 0)."),
         "region_path": Param("str", None, "Optional polygon file of eco-regions; one model is learnt per region."),
         "region_field": Param("str", "region", "Region attribute of region_path."),
-        "spatial_resolution": Param("any", None, "Output pixel size in CRS units (number, or [x, y]); default: "
-                                    "the sensor's native resolution (10 m for Sentinel-2)."),
+        "spatial_resolution": Param("any", None, "Output pixel size in CRS units (a positive number, or [x, y]); "
+                                    "default: the sensor's native resolution (10 m for Sentinel-2).",
+                                    check=_resolution),
         "proj": Param("str", None, "Output CRS, e.g. 'EPSG:2154'; default: the CRS of the first tile's data. "
-                      "Tiles and ground truth in another CRS are reprojected (and a message says so)."),
+                      "Tiles and ground truth in another CRS are reprojected (and a message says so). Checked at "
+                      "start: a code PROJ does not know stops the run.", check=_known_crs),
         "first_step": Param("str", None, "First group of steps to run (e.g. 'sampling'); default: the first group."),
         "last_step": Param("str", None, "Last group of steps to run (e.g. 'learning'); default: the last group."),
         "log_file_level": Param("str", "INFO", "Level of the per-task log files.",
@@ -120,13 +184,16 @@ CORE_SECTIONS: list[Section] = [
                                        choices=("ZSTD", "LZW", "DEFLATE", "NONE")),
     }, "General input/output settings."),
     Section("arg_train", {
-        "runs": Param("int", 1, "Number of independent learn/validation splits (seeds).", check=_positive),
+        "runs": Param("int", 1, f"Number of independent learn/validation splits (seeds), 1 to {MAX_RUNS}.",
+                      check=_between(1, MAX_RUNS, " (each run is a full learning, classification and validation)")),
         "ratio": Param("float", 0.5, "Share of polygons of each (region, class) put in the learning set.",
                        check=_ratio),
         "random_seed": Param("int", None, "Base seed of the polygon split and of sample selection; run S uses "
-                             "random_seed + S. None: a fresh seed each run (not reproducible)."),
+                             f"random_seed + S (0 to {MAX_SEED}). None: a fresh seed each run (not reproducible).",
+                             check=_between(0, MAX_SEED, " (numpy and scikit-learn take 32-bit seeds >= 0)")),
         "split_ground_truth": Param("bool", True, "If False every polygon is used for both learning and validation."),
-        "cloud_threshold": Param("int", 0, "Keep ground-truth pixels seen clear at least this many times."),
+        "cloud_threshold": Param("int", 0, "Keep ground-truth pixels seen clear at least this many times.",
+                                 check=_at_least(0)),
         "classifier": Param("str", None, "OTB classifier name (rf, libsvm, ...). Needs the OTB backend; the native "
                             "equivalent is scikit_models_parameters.model_type."),
         "otb_classifier_options": Param("any", None, "Options of the OTB classifier."),
@@ -137,7 +204,8 @@ CORE_SECTIONS: list[Section] = [
         "features": Param("list", ["NDVI", "NDWI", "Brightness"], "Spectral indices computed per date; [] for none."),
         "deep_learning_parameters": Param("dict", None, "Deep-learning settings (dl_name, epochs, ...)."),
         "enable_autocontext": Param("bool", False, "Contextual (autocontext) classification."),
-        "autocontext_iterations": Param("int", 3, "Number of autocontext iterations.", check=_positive),
+        "autocontext_iterations": Param("int", 3, "Number of autocontext iterations.",
+                                        check=_between(1, 100)),
         "samples_format": Param("str", "sqlite", "Format of the learning-samples files: 'sqlite' (layer 'output', "
                                 "as iota2) or 'parquet' (faster, no column limit).", choices=("sqlite", "parquet")),
     }, "Polygon split, sample selection and learning.", aliases=("argTrain",)),
@@ -151,7 +219,8 @@ CORE_SECTIONS: list[Section] = [
         "model_type": Param("str", None, "Registered classifier name (e.g. RandomForestClassifier, SVC, "
                             "ExtraTreesClassifier); default: a random forest of 100 trees."),
         "standardization": Param("bool", False, "Standardise features (mean 0, std 1) before learning."),
-        "cross_validation_folds": Param("int", 5, "Folds of the grid search.", check=_positive),
+        "cross_validation_folds": Param("int", 5, "Folds of the grid search (at least 2).",
+                                        check=_at_least(2, " (a grid search needs a training and a test fold)")),
         "cross_validation_grouped": Param("bool", False, "Group folds by polygon (originfid) so pixels of one "
                                           "polygon never sit in both the training and the test fold."),
         "cross_validation_parameters": Param("dict", {}, "Parameter grid for GridSearchCV, e.g. "
@@ -195,10 +264,10 @@ CORE_SECTIONS: list[Section] = [
         "builders_paths": Param("str", None, "Folder of user builders (not supported: install a plugin)."),
     }, "Workflow selection."),
     Section("task_retry_limits", {
-        "allowed_retry": Param("int", 0, "Times a failed task is retried before the run stops.",
-                               check=lambda v: None if v >= 0 else "must be >= 0"),
-        "maximum_ram": Param("float", 180.0, "RAM cap (GB) when retrying with more resources."),
-        "maximum_cpu": Param("int", 40, "CPU cap when retrying with more resources."),
+        "allowed_retry": Param("int", 0, "Times a failed task is retried before the run stops (0 to 100).",
+                               check=_between(0, 100)),
+        "maximum_ram": Param("float", 180.0, "RAM cap (GB) when retrying with more resources.", check=_positive),
+        "maximum_cpu": Param("int", 40, "CPU cap when retrying with more resources.", check=_positive),
     }, "Retries of failed tasks."),
     Section("slurm", {
         "account": Param("str", None, "Account passed to sbatch --account."),
@@ -291,8 +360,8 @@ def _check_type(where: str, param: Param, value):
         raise ConfigError(f"{where} must not be empty; set it to a {param.type}")
     kind = param.type
     if kind == "any":
-        return value
-    if kind == "str":
+        pass
+    elif kind == "str":
         if isinstance(value, (int, float)) and not isinstance(value, bool) and param.check is _yyyymmdd:
             value = str(value)
         if not isinstance(value, str):
@@ -344,9 +413,81 @@ def _section_aliases(sections: dict[str, Section]) -> dict[str, str]:
 
 OPEN_SECTIONS = {"scikit_models_parameters"}
 
+NOT_AVAILABLE_SECTIONS = {
+    "obia": "the OBIA builder (section 'obia', builder 'i2_obia')",
+    "dim_red": "dimensionality reduction (section 'dim_red')",
+    "coregistration": "co-registration to a VHR image (section 'coregistration')",
+    "simplification": "the vectorization builder (section 'simplification', builder 'i2_vectorization')",
+}
+"""iota2's sections whose feature this version does not have: named with a message of their own."""
+
+NOT_AVAILABLE_KEYS = {key: NOT_AVAILABLE_SECTIONS["obia"]
+                      for key in ("obia_segmentation_path", "stats_used", "buffer_size", "region_priority",
+                                  "full_learn_segment")}
+"""Keys of those sections, wherever they are written (iota2 2020 had ``chain.OBIA_segmentation_path``)."""
+
+
+def _not_available(what: str) -> str:
+    return f"{what} is not available in this version (docs/differences.md lists what is not); remove it"
+
+
+def _owners(key: str, sections: dict[str, Section], besides: str | None = None) -> list[str]:
+    """Sections declaring ``key`` (in any accepted spelling), other than ``besides``."""
+    return [name for name, section in sections.items()
+            if name != besides and resolve_name(key, section.params) in section.params]
+
+
+def _section_name(raw_name, sections: dict[str, Section], aliases: dict[str, str], source: str, content) -> str:
+    """The declared section ``raw_name`` stands for; a ConfigError saying what to do when there is none."""
+    name = aliases.get(raw_name) or resolve_name(str(raw_name), sections)
+    if name in sections:
+        return name
+    unavailable = resolve_name(str(raw_name), NOT_AVAILABLE_SECTIONS)
+    if unavailable in NOT_AVAILABLE_SECTIONS:
+        raise ConfigError(f"{source}: section '{raw_name}': {_not_available(NOT_AVAILABLE_SECTIONS[unavailable])}")
+    unavailable = resolve_name(str(raw_name), NOT_AVAILABLE_KEYS)
+    if unavailable in NOT_AVAILABLE_KEYS:
+        raise ConfigError(f"{source}: '{raw_name}': {_not_available(NOT_AVAILABLE_KEYS[unavailable])}")
+    owners = _owners(str(raw_name), sections)
+    if owners and not isinstance(content, dict):
+        raise ConfigError(f"{source}: '{raw_name}' is a key of section '{owners[0]}'; write it indented "
+                          f"under '{owners[0]}:'")
+    raise ConfigError(f"{source}: unknown section '{raw_name}'{_hint(str(raw_name), sections)} "
+                      f"(known sections: {', '.join(sorted(sections))})")
+
+
+def _unknown_key(source: str, section: str, raw_key, declared, sections: dict[str, Section]) -> ConfigError:
+    unavailable = resolve_name(str(raw_key), NOT_AVAILABLE_KEYS)
+    if unavailable in NOT_AVAILABLE_KEYS:
+        return ConfigError(f"{source}: '{section}.{raw_key}': {_not_available(NOT_AVAILABLE_KEYS[unavailable])}")
+    owners = _owners(str(raw_key), sections, besides=section)
+    if owners:
+        where = f"section '{owners[0]}'" if len(owners) == 1 else \
+            "sections " + ", ".join(f"'{owner}'" for owner in owners)
+        return ConfigError(f"{source}: '{raw_key}' is a key of {where}, not of '{section}'; move it under "
+                           f"'{owners[0]}:'")
+    return ConfigError(f"{source}: unknown key '{section}.{raw_key}'{_hint(str(raw_key), declared)} "
+                       f"(keys of '{section}': {', '.join(sorted(declared))})")
+
 
 def validate(raw: dict, sections: dict[str, Section] | None = None, source: str = "the configuration") -> Config:
-    """Validate a raw mapping and return a :class:`Config` with every default filled in."""
+    """Validate a raw mapping and return a :class:`Config` with every default filled in.
+
+    Parameters
+    ----------
+    raw
+        The mapping read from the YAML file: section name -> mapping of keys.
+    sections
+        The declared sections; default: the core sections and those of the installed plugins.
+    source
+        How errors name the configuration (its file).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown, misplaced, unavailable or repeated section or key, a value of the wrong type or out
+        of its range, or a missing mandatory key; the message names the key and the fix.
+    """
     sections = sections if sections is not None else all_sections()
     if raw is None:
         raw = {}
@@ -354,30 +495,35 @@ def validate(raw: dict, sections: dict[str, Section] | None = None, source: str 
         raise ConfigError(f"{source} must be a YAML mapping of sections (chain:, arg_train:, ...)")
     aliases = _section_aliases(sections)
     values: dict[str, dict] = {}
+    spelled: dict[str, str] = {}
     for raw_name, content in raw.items():
-        name = aliases.get(raw_name) or resolve_name(str(raw_name), sections)
-        if name not in sections:
-            owners = [sec for sec, decl in sections.items() if raw_name in decl.params]
-            if owners and not isinstance(content, dict):
-                raise ConfigError(f"{source}: '{raw_name}' is a key of section '{owners[0]}'; write it indented "
-                                  f"under '{owners[0]}:'")
-            raise ConfigError(f"{source}: unknown section '{raw_name}'{_hint(str(raw_name), sections)} "
-                              f"(known sections: {', '.join(sorted(sections))})")
+        name = _section_name(raw_name, sections, aliases, source, content)
+        if name in spelled:
+            raise ConfigError(f"{source}: sections '{spelled[name]}' and '{raw_name}' are both section '{name}' "
+                              "(the second would replace the first); merge them into one")
+        spelled[name] = str(raw_name)
         if content is None:
             content = {}
         if not isinstance(content, dict):
             raise ConfigError(f"{source}: section '{raw_name}' must contain 'key: value' lines")
         declared = sections[name].params
         section_values = values.setdefault(name, {})
+        keys_spelled: dict[str, str] = {}
         for raw_key, value in content.items():
             key = resolve_name(str(raw_key), declared)
-            if key not in declared:
-                if name in OPEN_SECTIONS:
-                    section_values[str(raw_key)] = value
-                    continue
-                raise ConfigError(f"{source}: unknown key '{name}.{raw_key}'{_hint(str(raw_key), declared)} "
-                                  f"(keys of '{name}': {', '.join(sorted(declared))})")
-            section_values[key] = _check_type(f"{name}.{key}", declared[key], value)
+            if key not in declared and name in OPEN_SECTIONS:
+                key = str(raw_key)
+            elif key not in declared:
+                raise _unknown_key(source, name, raw_key, declared, sections)
+            if key in keys_spelled:
+                raise ConfigError(f"{source}: keys '{keys_spelled[key]}' and '{raw_key}' of section '{raw_name}' are "
+                                  f"both '{name}.{key}' (the second would replace the first); keep one")
+            keys_spelled[key] = str(raw_key)
+            try:
+                section_values[key] = value if key not in declared else \
+                    _check_type(f"{name}.{key}", declared[key], value)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
     for name, section in sections.items():
         section_values = values.setdefault(name, {})
         for key, param in section.params.items():
@@ -387,48 +533,155 @@ def validate(raw: dict, sections: dict[str, Section] | None = None, source: str 
         for key, param in section.params.items():
             if param.mandatory and values[name].get(key) is None:
                 raise ConfigError(f"{source}: mandatory key '{name}.{key}' is missing: {param.doc}")
+    if values.get("chain", {}).get("check_inputs") is False:
+        LOGGER.warning("%s: chain.check_inputs is False, but inputs are always checked before any task runs "
+                       "(the checks are cheap); remove the key to silence this warning", source)
     return Config(values, sections=sections)
 
 
-_GLUED_QUOTED_KEY = re.compile(r"""^(\s*(?:-\s+)?(?:"[^"\n]*"|'[^'\n]*')):(?=[^\s:])""", re.MULTILINE)
+class _RepeatedKeyError(yaml.YAMLError):
+    """A mapping key written twice in one YAML mapping."""
+
+    def __init__(self, key, first_line: int, second_line: int):
+        super().__init__(f"'{key}' written twice")
+        self.key, self.first_line, self.second_line = key, first_line, second_line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, refusing a key written twice in a mapping (at any level).
+
+    PyYAML keeps the last value of a repeated key without a word: a section written twice would silently
+    replace the first. Keys brought by a merge (``<<: *anchor``) may be overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: PyYAML reports it itself
+                    continue
+                line = key_node.start_mark.line + 1
+                if first is not None:
+                    raise _RepeatedKeyError(key, first, line)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_load(text: str):
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+_GLUED_QUOTED_KEY = re.compile(r"""^([ \t]*(?:-[ \t]+)?(?:"[^"\n]*"|'[^'\n]*')):(?=[^\s:])""", re.MULTILINE)
 """A line that starts with a quoted key glued to its value, as in the labwork's ``"sampler":"periodic"``."""
 
+_GLUED_PLAIN_KEY = re.compile(r"""^([ \t]*[A-Za-z_][\w.]*):(?=["'])""", re.MULTILINE)
+"""A line that starts with a plain key glued to a quoted value, as in the labwork's ``patterns:"mnt pente aspect"``."""
 
-def _load_with_spaced_quoted_keys(text: str, path: Path):
-    """``"key":value`` is JSON, and YAML reads it inside braces only; in an indented block it is a syntax
-    error. Parse again with a space after such keys; return None if that does not help either."""
-    lines = [text.count("\n", 0, match.start()) + 1 for match in _GLUED_QUOTED_KEY.finditer(text)]
-    if not lines:
-        return None
+
+def _parse_yaml(text: str, path: Path):
+    """Parse a configuration, reading the labwork's glued keys as spaced ones.
+
+    ``"key":value`` is JSON, which YAML reads inside braces only; ``key:"value"`` is one plain scalar to YAML (a
+    syntax error in a block of keys, a string when it is alone under its section). Lines starting with either
+    form are parsed with a space after the ':', with a warning naming them; if that text is no valid YAML
+    either, the original text's error is raised. A repeated key is always an error.
+    """
+    lines = sorted({text.count("\n", 0, match.start()) + 1
+                    for pattern in (_GLUED_QUOTED_KEY, _GLUED_PLAIN_KEY) for match in pattern.finditer(text)})
+    if lines:
+        try:
+            raw = _yaml_load(_GLUED_PLAIN_KEY.sub(r"\1: ", _GLUED_QUOTED_KEY.sub(r"\1: ", text)))
+        except _RepeatedKeyError:
+            raise
+        except yaml.YAMLError:
+            pass
+        else:
+            LOGGER.warning("%s: read 'key:value' as 'key: value' on line(s) %s (YAML needs a space after ':' "
+                           "outside braces)", path, ", ".join(map(str, lines)))
+            return raw
+    return _yaml_load(text)
+
+
+def read_utf8_text(path: str | Path, error: type[Exception], what: str) -> str:
+    """The text of ``path``, which must be UTF-8 (a byte-order mark is accepted).
+
+    Parameters
+    ----------
+    path
+        The file to read.
+    error
+        Exception type raised when the file is not UTF-8 (:class:`ConfigError`, :class:`InputDataError`).
+    what
+        How the message names the file, e.g. ``"chain.nomenclature_path"``.
+    """
+    data = Path(path).read_bytes()
     try:
-        raw = yaml.safe_load(_GLUED_QUOTED_KEY.sub(r"\1: ", text))
-    except yaml.YAMLError:
-        return None
-    LOGGER.warning("%s: read '\"key\":value' as '\"key\": value' on line(s) %s (YAML needs a space after ':' "
-                   "outside braces)", path, ", ".join(map(str, lines)))
-    return raw
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{what}: '{path}' is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); save it as "
+                    f"UTF-8, e.g. 'iconv -f LATIN1 -t UTF-8 {Path(path).name} > utf8_{Path(path).name}'") from None
+
+
+def _yaml_error_line(exc: yaml.YAMLError):
+    """The line and column (1-based) a YAML error is about, or None."""
+    mark = getattr(exc, "problem_mark", None)
+    if getattr(exc, "context", None) == "while scanning a simple key" and getattr(exc, "context_mark", None):
+        mark = exc.context_mark  # the line of the would-be key, not the next line where PyYAML gave up
+    return (mark.line + 1, mark.column + 1) if mark else None
 
 
 def load_config(path: str | Path, sections: dict[str, Section] | None = None) -> Config:
-    """Read and validate a YAML configuration file."""
+    """Read and validate a YAML configuration file, and read the class files it names.
+
+    Parameters
+    ----------
+    path
+        The YAML file (UTF-8).
+    sections
+        The declared sections; default: the core sections and those of the installed plugins.
+
+    Returns
+    -------
+    Config
+        The validated configuration, every default filled in.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, not UTF-8, not YAML, repeats a key, or fails :func:`validate`.
+    InputDataError
+        When the nomenclature or the colour table it names is missing or wrong
+        (:mod:`iota2.core.nomenclature`).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file '{path}' does not exist; pass an existing YAML file to -config")
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8_text(path, ConfigError, "configuration file")
     try:
-        raw = yaml.safe_load(text)
+        raw = _parse_yaml(text, path)
+    except _RepeatedKeyError as exc:
+        raise ConfigError(f"'{path}': '{exc.key}' is written twice, on lines {exc.first_line} and {exc.second_line} "
+                          "(YAML would silently keep only the second); merge them into one") from None
     except yaml.YAMLError as exc:
-        raw = _load_with_spaced_quoted_keys(text, path)
-        if raw is None:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            hint = ("; iota2's older '.cfg' syntax (section : { key : value }) is not read: write the same sections "
-                    "in YAML, 'section:' then indented 'key: value' lines") if path.suffix == ".cfg" else \
-                "; check the indentation, put a space after the ':' of each 'key: value', and quote values that " \
-                "contain ': '"
-            raise ConfigError(f"'{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}{hint}") from exc
+        position = _yaml_error_line(exc)
+        where = f" at line {position[0]}, column {position[1]}" if position else ""
+        hint = ("; iota2's older '.cfg' syntax (section : { key : value }) is not read: write the same sections in "
+                "YAML, 'section:' then indented 'key: value' lines") if path.suffix == ".cfg" \
+            else "; check the indentation, put a space after the ':' of each 'key: value', and quote values that " \
+                 "contain ': '"
+        raise ConfigError(f"'{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}{hint}") from exc
     config = validate(raw, sections, source=str(path))
     config.path = str(path.resolve())
+    from iota2.core.nomenclature import read_color_table, read_nomenclature
+
+    read_nomenclature(config["chain"].get("nomenclature_path"))  # a wrong class file fails now, before any worker
+    read_color_table(config["chain"].get("color_table"))
     return config
 
 
@@ -447,7 +700,13 @@ def reference_markdown(sections: dict[str, Section] | None = None) -> str:
              "Generated by `iota2 config-reference` from the declared defaults; do not edit by hand.", "",
              "Section and key names are also recognised in iota2's camelCase spelling and whatever the case and the "
              "underscores (`Sentinel2:` is the `Sentinel_2` section, `useGapFilling` is `use_gapfilling`); a name "
-             "that matches none stops the run with the closest known name.", ""]
+             "that matches none stops the run with the closest known name, and a key written in the wrong section "
+             "with the name of its section.", "",
+             "The file must be UTF-8. A section or key written twice (YAML would silently keep the last one) stops "
+             "the run with the lines of both. The sections of iota2 features this version does not have "
+             f"({', '.join(f'`{name}`' for name in NOT_AVAILABLE_SECTIONS)}) stop the run with a message saying so. "
+             "Values are checked when the file is loaded, before anything starts; so are the nomenclature and the "
+             "colour table it names.", ""]
     for name in sorted(sections):
         section = sections[name]
         lines += [f"## `{name}`", "", section.doc, "",

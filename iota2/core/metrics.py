@@ -42,6 +42,11 @@ _CHUNK_SIZE = 1 << 22
 #: Confidence level of the intervals printed in RESULTS.txt.
 CONFIDENCE_LEVEL = 0.95
 
+#: Range of each coefficient: intervals of the mean are cut to it (OA, precision, recall and F-score are
+#: proportions; kappa lies in [-1, 1]).
+BOUNDS = {"oa": (0.0, 1.0), "kappa": (-1.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0),
+          "fscore": (0.0, 1.0)}
+
 _REFERENCE_HEADER = "#Reference labels (rows):"
 _PRODUCED_HEADER = "#Produced labels (columns):"
 
@@ -211,7 +216,9 @@ def multi_run_summary(matrices: Sequence[np.ndarray]) -> dict:
         :func:`coefficients` of each run), and for ``oa`` and ``kappa`` (floats) and ``precision``,
         ``recall``, ``fscore`` (per-class arrays) a dict ``{"mean": ..., "half_width": ...}``.
         ``half_width`` is the half-width of the 95 % Student-t confidence interval of the mean,
-        ``t.ppf(0.975, runs - 1) * std(ddof=1) / sqrt(runs)``, and is ``None`` with a single run.
+        ``t.ppf(0.975, runs - 1) * std(ddof=1) / sqrt(runs)``, and is ``None`` with a single run;
+        ``low`` and ``high`` are the bounds of that interval cut to the range of the coefficient
+        (:data:`BOUNDS`: [0, 1], kappa [-1, 1]), ``None`` with a single run.
 
     Notes
     -----
@@ -234,12 +241,25 @@ def multi_run_summary(matrices: Sequence[np.ndarray]) -> dict:
     for key in ("oa", "kappa"):
         values = np.array([run[key] for run in per_run], dtype=np.float64)
         mean, half_width = _mean_and_half_width(values, runs)
-        summary[key] = {"mean": float(mean), "half_width": None if half_width is None else float(half_width)}
+        low, high = _cut_interval(mean, half_width, BOUNDS[key])
+        summary[key] = {"mean": float(mean), "half_width": None if half_width is None else float(half_width),
+                        "low": None if low is None else float(low), "high": None if high is None else float(high)}
     for key in ("precision", "recall", "fscore"):
         values = np.stack([run[key] for run in per_run])
         mean, half_width = _mean_and_half_width(values, runs)
-        summary[key] = {"mean": mean, "half_width": half_width}
+        low, high = _cut_interval(mean, half_width, BOUNDS[key])
+        summary[key] = {"mean": mean, "half_width": half_width, "low": low, "high": high}
     return summary
+
+
+def _cut_interval(mean, half_width, bounds):
+    """``mean -+ half_width`` cut to ``bounds``; ``(None, None)`` without a half-width. NaN stays NaN."""
+    if half_width is None:
+        return None, None
+    with np.errstate(invalid="ignore"):
+        low = np.clip(np.asarray(mean) - half_width, *bounds)
+        high = np.clip(np.asarray(mean) + half_width, *bounds)
+    return low, high
 
 
 # --------------------------------------------------------------------------------------------------
@@ -359,13 +379,19 @@ def _class_name_list(labels, class_names) -> list[str]:
     return names
 
 
-def _format_value(value, half_width=None) -> str:
-    """``0.123`` or ``0.123 +- 0.004``; undefined values print as ``nan``."""
+def _format_value(value, half_width=None, bounds=None) -> str:
+    """``0.123``, ``0.123 +- 0.004``, or ``0.990 +0.010/-0.025`` when the interval is cut at a bound of
+    ``bounds`` (e.g. 1 for a proportion); undefined values print as ``nan``."""
     text = "nan" if value is None or math.isnan(value) else f"{value:.3f}"
     if half_width is None:
         return text
-    half_text = "nan" if math.isnan(half_width) else f"{half_width:.3f}"
-    return f"{text} +- {half_text}"
+    if math.isnan(half_width) or math.isnan(value):
+        return f"{text} +- nan"
+    if bounds is not None and (value + half_width > bounds[1] or value - half_width < bounds[0]):
+        up = min(value + half_width, bounds[1]) - value
+        down = value - max(value - half_width, bounds[0])
+        return f"{text} +{up:.3f}/-{down:.3f}"
+    return f"{text} +- {half_width:.3f}"
 
 
 def _matrix_table(matrix: np.ndarray, names: list[str]) -> list[str]:
@@ -405,17 +431,21 @@ def write_results_txt(path: str | Path, matrices, labels, class_names=None) -> N
     -----
     Layout, as in iota2 (``ResultsUtils.stats_report``):
 
-    1. header lines saying rows = reference and columns = production, plus a line stating that the
+    1. header lines saying rows = reference and columns = production, plus lines stating that the
        ``+-`` values are 95 % Student-t half-widths with runs - 1 degrees of freedom (iota2 uses
-       classes - 1), then the title ``Matrice de confusion``;
+       classes - 1) and that intervals are cut to the range of each coefficient, then the title
+       ``Confusion matrix`` (iota2: ``Matrice de confusion``);
     2. the confusion matrix averaged over runs (2 decimals), rows and columns labelled with the class
        names in centred fixed-width cells separated by ``|``, the row name repeated at the end;
     3. ``KAPPA : m`` and ``OA : m`` (``m +- h`` when there are several runs);
-    4. the table ``Classes | Precision mean | Rappel mean | F-score mean | Confusion max``, one line per
-       class; ``Confusion max`` lists the (up to) three produced classes with the largest mean counts
-       for that reference class.
+    4. the table ``Classes | Precision mean | Recall mean | F-score mean | Confusion max`` (iota2:
+       ``Rappel mean``), one line per class; ``Confusion max`` lists the (up to) three produced classes
+       with the largest mean counts for that reference class.
 
-    Values are printed with 3 decimals; undefined ones (see :func:`coefficients`) as ``nan``.
+    Values are printed with 3 decimals; undefined ones (see :func:`coefficients`) as ``nan``. OA,
+    precision, recall and F-score are proportions and kappa lies in [-1, 1]: an interval ``m +- h``
+    that would leave that range is cut at the bound and written ``m +up/-down`` (e.g.
+    ``0.990 +0.010/-0.025``), so no printed interval reaches an impossible value.
     """
     if isinstance(matrices, np.ndarray) and matrices.ndim == 2:
         matrices = [matrices]
@@ -431,20 +461,21 @@ def write_results_txt(path: str | Path, matrices, labels, class_names=None) -> N
     lines = ["#row = reference", "#col = production",
              f"# runs: {runs}; '+-' values are half-widths of 95 % Student-t confidence intervals of the "
              f"mean over runs ({max(runs - 1, 0)} = runs - 1 degrees of freedom)",
+             "# intervals are cut to [0, 1] (kappa: [-1, 1]); a cut interval is written 'mean +up/-down'",
              "# undefined values are written as nan", "",
-             "*********** Matrice de confusion ***********", ""]
+             "*********** Confusion matrix ***********", ""]
     lines += _matrix_table(mean_matrix, names)
     lines.append("")
-    lines.append(f"KAPPA : {_format_value(summary['kappa']['mean'], summary['kappa']['half_width'])}")
-    lines.append(f"OA : {_format_value(summary['oa']['mean'], summary['oa']['half_width'])}")
+    for key in ("kappa", "oa"):
+        lines.append(f"{key.upper()} : {_format_value(summary[key]['mean'], summary[key]['half_width'], BOUNDS[key])}")
     lines.append("")
 
     def per_class(key: str, index: int) -> str:
         half_width = summary[key]["half_width"]
         return _format_value(float(summary[key]["mean"][index]),
-                             None if half_width is None else float(half_width[index]))
+                             None if half_width is None else float(half_width[index]), BOUNDS[key])
 
-    headers = ["Classes", "Precision mean", "Rappel mean", "F-score mean", "Confusion max"]
+    headers = ["Classes", "Precision mean", "Recall mean", "F-score mean", "Confusion max"]
     rows = [[names[index], per_class("precision", index), per_class("recall", index),
              per_class("fscore", index), _most_confused(mean_matrix[index], names)]
             for index in range(len(names))]

@@ -150,3 +150,219 @@ def test_old_cfg_syntax_gets_a_hint(tmp_path):
     path.write_text("chain :\n{\n  outputPath : '/tmp/out'\n  listTile : 'T31TCJ'\n}\narg_train : { runs : 1 }\n")
     with pytest.raises(ConfigError, match="older '.cfg' syntax"):
         load_config(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# checks at load time: repeated keys, encoding, values that cannot work, misplaced keys
+# --------------------------------------------------------------------------------------------------
+HEADER = "chain:\n    output_path: /tmp/out\n    list_tile: T31TCJ\n"
+
+
+def _write(tmp_path, text, name="config.yaml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text, key, lines", [
+    (HEADER + "arg_train:\n    runs: 2\narg_train:\n    ratio: 0.7\n", "arg_train", "4 and 6"),
+    (HEADER + "arg_train:\n    runs: 2\n    ratio: 0.7\n    runs: 3\n", "runs", "5 and 7"),
+    (HEADER + "arg_train:\n    sample_selection:\n        sampler: random\n        sampler: periodic\n", "sampler",
+     "6 and 7"),
+    (HEADER + "    output_path: /tmp/other\n", "output_path", "2 and 4"),
+])
+def test_key_written_twice_names_both_lines(tmp_path, text, key, lines):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert f"'{key}' is written twice, on lines {lines}" in message and str(path) in message
+
+
+def test_repeated_key_is_found_in_the_labwork_glued_form_too(tmp_path):
+    path = _write(tmp_path, HEADER + 'arg_train:\n    sampleSelection:\n        "sampler":"periodic"\n'
+                  '        "sampler":"random"\n')
+    with pytest.raises(ConfigError, match="'sampler' is written twice, on lines 6 and 7"):
+        load_config(path)
+
+
+def test_merge_keys_may_be_overridden(tmp_path):
+    """A key brought by a YAML merge (<<: *anchor) and set again is what merges are for: not a repetition."""
+    path = _write(tmp_path, HEADER + "python_data_managing: &chunks\n    chunk_size_mode: split_number\n"
+                  "    number_of_chunks: 4\nscikit_models_parameters:\n    keyword_arguments:\n"
+                  "        <<: {n_estimators: 10, max_depth: 3}\n        max_depth: 5\n")
+    config = load_config(path)
+    assert config["scikit_models_parameters"]["keyword_arguments"] == {"n_estimators": 10, "max_depth": 5}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"chain": MINIMAL["chain"], "arg_train": {"runs": 1}, "argTrain": {"ratio": 0.6}},
+     "sections 'arg_train' and 'argTrain' are both section 'arg_train'"),
+    ({"chain": {**MINIMAL["chain"], "outputPath": "/other"}}, "keys 'output_path' and 'outputPath'"),
+])
+def test_two_spellings_of_one_name_are_refused(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(raw)
+
+
+def test_config_not_utf8_names_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes((HEADER + "    ground_truth: /data/vérité.shp\n").encode("latin-1"))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert str(path) in message and "not UTF-8" in message and "line 4" in message and "iconv" in message
+    assert "\n" not in message
+
+
+def test_utf8_with_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + HEADER.encode("utf-8"))
+    assert load_config(path)["chain"]["list_tile"] == ["T31TCJ"]
+
+
+@pytest.mark.parametrize("chain, message", [
+    ({"proj": "EPSG:99999"}, "chain.proj = 'EPSG:99999' is not a coordinate reference system that PROJ knows"),
+    ({"proj": "2154"}, "write an EPSG code such as 'EPSG:2154'"),
+    ({"spatial_resolution": 0}, "chain.spatial_resolution = 0 must be a positive number"),
+    ({"spatial_resolution": -10}, "chain.spatial_resolution"),
+    ({"spatial_resolution": "10"}, "without quotes"),
+    ({"spatial_resolution": [10, -10]}, "pair of them"),
+    ({"spatial_resolution": [10]}, "pair of them"),
+    ({"spatial_resolution": True}, "chain.spatial_resolution"),
+    ({"spatial_resolution": float("nan")}, "chain.spatial_resolution"),
+    ({"list_tile": "T31TCJ T31TDJ T31TCJ"}, "chain.list_tile .* lists T31TCJ more than once"),
+])
+def test_chain_values_that_cannot_work(chain, message):
+    with pytest.raises(ConfigError, match=message):
+        validate({"chain": {**MINIMAL["chain"], **chain}})
+
+
+@pytest.mark.parametrize("chain, expected", [
+    ({"proj": "EPSG:2154"}, ("proj", "EPSG:2154")),
+    ({"proj": "+proj=utm +zone=31 +datum=WGS84 +units=m"}, ("proj", "+proj=utm +zone=31 +datum=WGS84 +units=m")),
+    ({"spatial_resolution": 20}, ("spatial_resolution", 20)),
+    ({"spatial_resolution": [20, 20.5]}, ("spatial_resolution", [20, 20.5])),
+    ({"spatial_resolution": None}, ("spatial_resolution", None)),
+])
+def test_chain_values_that_work(chain, expected):
+    config = validate({"chain": {**MINIMAL["chain"], **chain}})
+    assert config["chain"][expected[0]] == expected[1]
+
+
+def test_unknown_proj_is_reported_in_well_under_a_second(tmp_path, capfd):
+    import time
+
+    path = _write(tmp_path, HEADER + "    proj: EPSG:99999\n")
+    load_config(_write(tmp_path, HEADER, "warm.yaml"))  # sections and plugins loaded once, as in a run
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="chain.proj"):
+        load_config(path)
+    assert time.perf_counter() - start < 0.5
+    assert "ERROR" not in capfd.readouterr().err  # PROJ's own message is not printed as a second line
+
+
+@pytest.mark.parametrize("section, values, message", [
+    ("arg_train", {"runs": 100000}, "arg_train.runs = 100000 must be between 1 and 1000"),
+    ("arg_train", {"runs": 0}, "arg_train.runs = 0 must be between 1 and 1000"),
+    ("arg_train", {"random_seed": -1}, "arg_train.random_seed = -1 must be between 0 and"),
+    ("arg_train", {"random_seed": 2 ** 40}, "arg_train.random_seed"),
+    ("arg_train", {"cloud_threshold": -2}, "arg_train.cloud_threshold = -2 must be >= 0"),
+    ("scikit_models_parameters", {"cross_validation_folds": 1}, "cross_validation_folds = 1 must be >= 2"),
+    ("task_retry_limits", {"allowed_retry": 10 ** 6}, "allowed_retry = 1000000 must be between 0 and 100"),
+    ("task_retry_limits", {"maximum_ram": 0}, "maximum_ram = 0.0 must be > 0"),
+    ("task_retry_limits", {"maximum_cpu": -4}, "maximum_cpu = -4 must be > 0"),
+])
+def test_absurd_numbers_name_the_key_and_the_range(section, values, message):
+    with pytest.raises(ConfigError, match=message):
+        validate({**MINIMAL, section: values})
+
+
+def test_runs_upper_bound_is_accepted():
+    assert validate({**MINIMAL, "arg_train": {"runs": 1000, "random_seed": 0}})["arg_train"]["runs"] == 1000
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"chain": {**MINIMAL["chain"], "ratio": 0.7}}, "'ratio' is a key of section 'arg_train', not of 'chain'; "
+                                                    "move it under 'arg_train:'"),
+    ({"chain": {**MINIMAL["chain"], "runs": 2}}, "'runs' is a key of section 'arg_train'"),
+    ({**MINIMAL, "arg_train": {"outputPath": "/o"}}, "'outputPath' is a key of section 'chain'"),
+    ({**MINIMAL, "arg_train": {"temporal_resolution": 5}}, "'temporal_resolution' is a key of sections .*'Sentinel_2'"),
+])
+def test_key_in_the_wrong_section_names_its_section(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(raw)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({**MINIMAL, "obia": {"obia_segmentation_path": "/seg.shp", "stats_used": ["mean", "std"]}},
+     "section 'obia': the OBIA builder .* is not available in this version"),
+    ({**MINIMAL, "OBIA": {}}, "section 'OBIA': the OBIA builder"),
+    ({"chain": {**MINIMAL["chain"], "OBIA_segmentation_path": "/seg.shp"}},
+     "'chain.OBIA_segmentation_path': the OBIA builder .* is not available"),
+    ({**MINIMAL, "stats_used": ["mean"]}, "'stats_used': the OBIA builder"),
+    ({**MINIMAL, "dimRed": {"targetDimension": 4}}, "dimensionality reduction .* is not available"),
+    ({**MINIMAL, "Simplification": {"umc1": 10}}, "vectorization builder .* is not available"),
+])
+def test_sections_of_features_not_in_this_version_say_so(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(raw)
+
+
+def test_check_inputs_false_warns_that_inputs_are_always_checked(caplog):
+    config = validate({"chain": {**MINIMAL["chain"], "check_inputs": False}})
+    assert config["chain"]["check_inputs"] is False
+    assert any("inputs are always checked" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+    validate(MINIMAL)
+    assert not any("check_inputs" in record.getMessage() for record in caplog.records)
+
+
+def test_labwork_user_features_glued_plain_key_is_read_with_a_warning(tmp_path, caplog):
+    """Labwork section 4: 'patterns:"mnt pente aspect"' (key glued to a quoted value) is read as
+    'patterns: "mnt pente aspect"', with a warning naming the line."""
+    path = _write(tmp_path, textwrap.dedent("""\
+        chain:
+            output_path: /tmp/out
+            list_tile: "T31TDN T31TCN"
+            user_feat_path: "/path/to/precomputed/features"
+        userFeat:
+            arbo: "/*"
+            patterns:"mnt pente aspect"
+        """))
+    config = load_config(path)
+    assert config["userFeat"]["patterns"] == ["mnt", "pente", "aspect"]
+    assert config["chain"]["list_tile"] == ["T31TDN", "T31TCN"]
+    assert any("line(s) 7" in record.getMessage() for record in caplog.records)
+
+
+def test_yaml_error_names_the_line_of_the_broken_key(tmp_path):
+    """PyYAML reports 'could not find expected ':'' on the line after the broken key; the error names the key's line."""
+    path = _write(tmp_path, HEADER + "arg_train:\n    ratio: 0.7\n    runs 2\n\n\nbuilders: {}\n")
+    with pytest.raises(ConfigError, match="at line 6, column 5"):
+        load_config(path)
+
+
+def test_class_files_are_read_with_the_configuration(tmp_path):
+    """A wrong nomenclature fails when the configuration is loaded, before any worker or task starts."""
+    from iota2.core.errors import InputDataError
+
+    nomenclature = _write(tmp_path, "urban:1\nforest:1\n", "nomenclature.txt")
+    path = _write(tmp_path, HEADER + f"    nomenclature_path: {nomenclature}\n")
+    with pytest.raises(InputDataError, match="chain.nomenclature_path: .* label 1 is written twice"):
+        load_config(path)
+    colors = _write(tmp_path, "1 0 0 0\n2 0 0 256\n", "colors.txt")
+    path = _write(tmp_path, HEADER + f"    color_table: {colors}\n")
+    with pytest.raises(InputDataError, match="chain.color_table: .* line 2"):
+        load_config(path)
+
+
+def test_reference_says_what_is_checked_at_load():
+    text = reference_markdown()
+    assert "written twice" in text and "UTF-8" in text and "`obia`" in text
+
+
+def test_glued_plain_key_alone_in_its_section_after_blank_lines(tmp_path, caplog):
+    path = _write(tmp_path, HEADER + "\n\nuserFeat:\n\n    patterns:'mnt pente'\n")
+    assert load_config(path)["userFeat"]["patterns"] == ["mnt", "pente"]
+    assert any("line(s) 8 " in record.getMessage() for record in caplog.records)

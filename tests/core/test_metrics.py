@@ -309,7 +309,7 @@ def test_results_txt_multi_run(tmp_path):
 
     assert "#row = reference" in lines and "#col = production" in lines
     assert any("runs - 1 degrees of freedom" in line for line in lines)
-    assert "Matrice de confusion" in text
+    assert "Confusion matrix" in text
     oa, oa_half = _value_and_half_width(values["OA"])
     assert oa == pytest.approx(summary["oa"]["mean"], abs=5e-4)
     assert oa_half == pytest.approx(summary["oa"]["half_width"], abs=5e-4)
@@ -318,10 +318,10 @@ def test_results_txt_multi_run(tmp_path):
     assert kappa == pytest.approx(summary["kappa"]["mean"], abs=5e-4)
     assert kappa_half == pytest.approx(summary["kappa"]["half_width"], abs=5e-4)
 
-    assert header == ["Classes", "Precision mean", "Rappel mean", "F-score mean", "Confusion max"]
+    assert header == ["Classes", "Precision mean", "Recall mean", "F-score mean", "Confusion max"]
     assert list(classes) == ["ble", "mais", "foret"]
     for index, name in enumerate(["ble", "mais", "foret"]):
-        for column, key in (("Precision mean", "precision"), ("Rappel mean", "recall"),
+        for column, key in (("Precision mean", "precision"), ("Recall mean", "recall"),
                             ("F-score mean", "fscore")):
             mean, half = _value_and_half_width(classes[name][column])
             assert mean == pytest.approx(summary[key]["mean"][index], abs=5e-4)
@@ -350,9 +350,9 @@ def test_results_txt_single_run_without_interval(tmp_path):
     assert values["OA"] == f"{HAND_OA:.3f}"
     assert values["KAPPA"] == f"{HAND_KAPPA:.3f}"
     assert classes["maize"]["Precision mean"] == f"{HAND_PRECISION[1]:.3f}"
-    assert classes["maize"]["Rappel mean"] == f"{HAND_RECALL[1]:.3f}"
+    assert classes["maize"]["Recall mean"] == f"{HAND_RECALL[1]:.3f}"
     assert classes["forest"]["F-score mean"] == f"{HAND_FSCORE[2]:.3f}"
-    body = path.read_text().split("Matrice de confusion")[1]
+    body = path.read_text().split("Confusion matrix")[1]
     assert "+-" not in body
 
 
@@ -362,7 +362,7 @@ def test_results_txt_prints_nan_for_class_never_produced(tmp_path):
     metrics.write_results_txt(path, [matrix], [1, 2, 3], {1: "a", 2: "b"})  # 3 has no name
     _, _, _, classes = _parse_results(path.read_text())
     assert classes["3"]["Precision mean"] == "nan"
-    assert classes["3"]["Rappel mean"] == "0.000"
+    assert classes["3"]["Recall mean"] == "0.000"
     assert classes["3"]["F-score mean"] == "nan"
     assert classes["3"]["Confusion max"] == "a"
     assert "-1000" not in path.read_text()
@@ -372,6 +372,60 @@ def test_results_txt_rejects_wrong_shape(tmp_path):
     with pytest.raises(ValueError):
         metrics.write_results_txt(tmp_path / "R.txt", [HAND_MATRIX], [1, 2], None)
     assert not (tmp_path / "R.txt").exists()
+
+
+def test_results_txt_is_english_only(tmp_path):
+    path = tmp_path / "RESULTS.txt"
+    metrics.write_results_txt(path, [HAND_MATRIX, HAND_MATRIX.T], [1, 2, 3], ["wheat", "maize", "forest"])
+    text = path.read_text()
+    for french in ("Matrice", "Rappel", "moyenne", "Classe "):
+        assert french not in text
+    assert "Confusion matrix" in text and "Recall mean" in text
+
+
+def _two_runs_near_one():
+    """Two runs whose OA (0.99 and 0.95) and class-1 recall give a mean +- 95 % half-width beyond 1: with two
+    runs t(0.975, 1) = 12.7, so h = 12.7 * 0.0283 / sqrt(2) = 0.254."""
+    first = np.array([[99, 1], [0, 100]])
+    second = np.array([[95, 5], [5, 95]])
+    return [first, second]
+
+
+def test_multi_run_interval_is_cut_to_the_range_of_the_coefficient():
+    summary = metrics.multi_run_summary(_two_runs_near_one())
+    oa = summary["oa"]
+    assert oa["mean"] + oa["half_width"] > 1.0  # the raw Student-t interval passes 1
+    assert oa["high"] == 1.0
+    assert oa["low"] == pytest.approx(oa["mean"] - oa["half_width"])
+    assert np.all(summary["recall"]["high"] <= 1.0) and np.all(summary["precision"]["low"] >= 0.0)
+    kappa = summary["kappa"]
+    assert kappa["mean"] + kappa["half_width"] > 1.0 and kappa["high"] == 1.0
+    assert kappa["low"] >= -1.0
+    single = metrics.multi_run_summary([HAND_MATRIX])
+    assert single["oa"]["low"] is None and single["oa"]["high"] is None
+
+
+def test_results_txt_never_prints_an_interval_beyond_its_range(tmp_path):
+    path = tmp_path / "RESULTS.txt"
+    metrics.write_results_txt(path, _two_runs_near_one(), [1, 2], ["wheat", "maize"])
+    text = path.read_text()
+    _, values, _, classes = _parse_results(text)
+    summary = metrics.multi_run_summary(_two_runs_near_one())
+    oa = summary["oa"]
+    up = 1.0 - oa["mean"]
+    assert values["OA"] == f"{oa['mean']:.3f} +{up:.3f}/-{oa['half_width']:.3f}"
+    printed = [(values["OA"], 0.0), (values["KAPPA"], -1.0)] + [
+        (cell, 0.0) for row in classes.values() for key, cell in row.items() if key != "Confusion max"]
+    for cell, bottom in printed:
+        mean, _, interval = cell.partition(" ")
+        if interval.startswith("+-"):
+            low = float(mean) - float(interval[2:])
+            high = float(mean) + float(interval[2:])
+        else:
+            plus, minus = interval.split("/")
+            low, high = float(mean) + float(minus), float(mean) + float(plus)
+        assert bottom - 1e-9 <= low and high <= 1.0 + 1e-9, cell
+    assert "cut to [0, 1]" in text
 
 
 # --------------------------------------------------------------------------------------------------
