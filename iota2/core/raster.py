@@ -5,8 +5,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import errno
+import logging
 import math
 import os
+import sqlite3
 import threading
 import uuid
 from pathlib import Path
@@ -14,12 +17,15 @@ from typing import Iterator
 
 import numpy as np
 import rasterio
+import rasterio.enums
 import rasterio.transform
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from iota2.core.errors import ConfigError, InputDataError
+from iota2.core.errors import ConfigError, InputDataError, Iota2Error
+
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,28 +218,171 @@ def temporary_path(path: str | Path) -> Path:
     return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
 
 
+class OutputWriteError(Iota2Error, OSError):
+    """An output could not be written completely (disk full, quota, I/O error); nothing was left under its name.
+
+    An :class:`OSError` too (with the ``errno`` of the cause when known), so code that tolerates a failed optional
+    write (``except OSError``) still does.
+    """
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+DISK_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+               errno.EFBIG: "file too large for the file system", errno.EIO: "input/output error"}
+"""Errors that mean the output folder, not the program, is at fault."""
+
+LOW_SPACE_BYTES = 64 * 2**20
+"""Free space (bytes) below which a failed GDAL write is reported as a full disk (or 1/20 of a smaller file
+system)."""
+
+
+def free_bytes(folder: str | Path) -> tuple[int, int] | None:
+    """Bytes that this process may still write on the file system of ``folder`` and its size (None when
+    unknown)."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    blocks = stat.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else stat.f_bavail
+    return blocks * stat.f_frsize, stat.f_blocks * stat.f_frsize
+
+
+def _write_error(path: Path, exc: BaseException, space: tuple[int, int] | None) -> OutputWriteError | None:
+    """The :class:`OutputWriteError` that explains ``exc`` raised while writing ``path``, or None when the cause is
+    not the output folder (the exception then goes up unchanged).
+
+    Python writes carry the ``errno``; GDAL only says "Write failed" (libtiff prints the reason), so a GDAL error
+    on a file system left with less than :data:`LOW_SPACE_BYTES` counts as a full disk."""
+    folder = path.parent
+    free = None if space is None else space[0]
+    code = getattr(exc, "errno", None)
+    if code not in DISK_ERRNOS and "No space left on device" in str(exc):
+        code = errno.ENOSPC
+    if code not in DISK_ERRNOS and isinstance(exc, (rasterio.errors.RasterioIOError, OutputWriteError)) \
+            and space is not None and free < min(LOW_SPACE_BYTES, space[1] // 20):
+        code = errno.ENOSPC
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return OutputWriteError(code, f"{DISK_ERRNOS[code]} on {folder}: '{path.name}' was not written "
+                                      f"({_mib(free)} free); free space and run again with -restart")
+    if code in DISK_ERRNOS:
+        return OutputWriteError(code, f"{DISK_ERRNOS[code]} writing '{path}' ({exc}); check the disk of {folder} "
+                                      "and run again with -restart")
+    if isinstance(exc, OutputWriteError):  # an incomplete file on a disk that is not full: keep its reason
+        return exc
+    return None
+
+
+def _mib(free: int | None) -> str:
+    return "free space unknown" if free is None else f"{free / 2**20:.1f} MiB"
+
+
+def check_written(path: str | Path, name: str | Path | None = None) -> None:
+    """Check that the file just written at ``path`` is complete, cheaply, before it takes its final name ``name``.
+
+    GDAL does not always raise when a write fails: an error while flushing the block cache or the TIFF directory at
+    ``close()`` (a full disk, a network file system) is printed and the truncated file looks written. So a GeoTIFF
+    is re-opened (its directory must read), every block must lie inside the file with a non-zero size and overlap
+    no other (libtiff writes blocks over others after a failed write), and the block that ends last in the file is
+    decoded. Parquet files must have their footer; SQLite files must be as long
+    as their pages. Other files are written by Python, which raises on a failed write.
+
+    Raises
+    ------
+    OutputWriteError
+        The file is incomplete; the message names it.
+    """
+    path = Path(path)
+    name = Path(name or path)
+    suffix = name.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            _check_geotiff(path)
+        elif suffix == ".parquet":
+            import pyarrow.parquet
+
+            pyarrow.parquet.read_metadata(path)
+        elif suffix in (".sqlite", ".gpkg"):
+            _check_sqlite(path)
+    except (OSError, ValueError, rasterio.errors.RasterioError, sqlite3.Error) as exc:  # cannot be read back
+        raise OutputWriteError(f"'{name}' was written incompletely ({type(exc).__name__}: {exc}); "
+                               "run again with -restart") from exc
+
+
+def _check_geotiff(path: Path) -> None:
+    size = os.path.getsize(path)
+    with rasterio.open(path) as dataset:
+        if dataset.driver != "GTiff":
+            return
+        bands = dataset.indexes if dataset.interleaving == rasterio.enums.Interleaving.band else (1,)
+        blocks = []
+        for band in bands:
+            for (row, col), window in dataset.block_windows(band):
+                offset = int(dataset.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=band) or 0)
+                length = int(dataset.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=band) or 0)
+                if offset <= 0 or length <= 0 or offset + length > size:
+                    raise ValueError(f"block ({row}, {col}) of band {band} is missing or cut (offset {offset}, "
+                                     f"{length} bytes, file of {size} bytes)")
+                blocks.append((offset, length, band, window))
+        blocks.sort(key=lambda block: block[0])
+        for before, after in zip(blocks, blocks[1:]):  # libtiff rewrites blocks over others after a failed write
+            if before[0] + before[1] > after[0]:
+                raise ValueError(f"blocks at offsets {before[0]} and {after[0]} overlap")
+        if blocks:
+            last = max(blocks, key=lambda block: block[0] + block[1])
+            dataset.read(last[2], window=last[3])
+
+
+def _check_sqlite(path: Path) -> None:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        page_count = connection.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        connection.close()
+    if os.path.getsize(path) < page_size * page_count:
+        raise ValueError(f"{os.path.getsize(path)} bytes for {page_count} pages of {page_size}")
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path; rename it to ``path`` only if the block succeeds.
+    """Yield a temporary path; rename it to ``path`` only if the block succeeds and the file is complete.
 
-    A killed or failing writer therefore never leaves a truncated file under the final name.
+    A killed or failing writer therefore never leaves a truncated file under the final name, and leaves no
+    temporary file. The written file is checked with :func:`check_written` before the rename (GDAL may report a
+    failed write only on the console). A write that fails for want of space (or quota, or an I/O error) raises
+    :class:`OutputWriteError` naming the folder and saying to free space and run again with ``-restart``;
+    other errors go up unchanged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            if tmp.exists():
+                check_written(tmp, path)
+            os.replace(tmp, path)
+        except (OSError, rasterio.errors.RasterioError) as exc:
+            error = _write_error(path, exc, free_bytes(path.parent))  # measured before the file is removed
+            if error is None or error is exc:
+                raise
+            raise error from exc
     finally:
-        if tmp.exists():
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         for sidecar in tmp.parent.glob(tmp.name + ".*"):  # .aux.xml and friends
-            sidecar.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                sidecar.unlink()
 
 
 def write_raster(path: str | Path, array: np.ndarray, grid: Grid, nodata=None, compress: str = "ZSTD",
                  colormap: dict | None = None, band_descriptions: list[str] | None = None) -> Path:
-    """Write a (bands, rows, cols) or (rows, cols) array as a GeoTIFF, atomically."""
+    """Write a (bands, rows, cols) or (rows, cols) array as a GeoTIFF, atomically.
+
+    A write that does not fit (or fails otherwise) raises :class:`OutputWriteError` and leaves no file, see
+    :func:`atomic_output`."""
     if array.ndim == 2:
         array = array[np.newaxis]
     profile = grid.profile(count=array.shape[0], dtype=array.dtype.name, nodata=nodata, compress=compress)
@@ -248,6 +397,36 @@ def write_raster(path: str | Path, array: np.ndarray, grid: Grid, nodata=None, c
     return Path(path)
 
 
+MAX_CHUNKS_PER_TILE = 10_000
+"""Most chunks ``user_fixed`` may cut a tile into: each chunk is a task (1 x 1 chunks of a small tile made 80 000)."""
+
+SMALL_CHUNK_PIXELS = 128 * 128
+"""Chunks smaller than this (pixels) spend more time on task overhead (scheduling, opening every input, writing
+the chunk's maps) than on computing: ``user_fixed`` warns."""
+
+_WARNED_SIZES: set[tuple[int, int]] = set()
+
+
+def _check_fixed_chunks(width: int, height: int, size_x: int, size_y: int) -> None:
+    """Refuse a ``user_fixed`` size that cuts a ``width`` x ``height`` tile into more than
+    :data:`MAX_CHUNKS_PER_TILE` chunks; warn (once per size) about chunks under :data:`SMALL_CHUNK_PIXELS`."""
+    count = math.ceil(width / size_x) * math.ceil(height / size_y)
+    if count > MAX_CHUNKS_PER_TILE:
+        side = math.ceil(math.sqrt(width * height / MAX_CHUNKS_PER_TILE))
+        while math.ceil(width / side) * math.ceil(height / side) > MAX_CHUNKS_PER_TILE:
+            side += 1
+        side = max(side, math.isqrt(SMALL_CHUNK_PIXELS))
+        raise ConfigError(f"python_data_managing.chunk_size_x x chunk_size_y = {size_x} x {size_y} cuts a "
+                          f"{width} x {height} tile into {count} chunks, one task each (at most "
+                          f"{MAX_CHUNKS_PER_TILE}); use at least {side} x {side}, or chunk_size_mode: auto")
+    if size_x * size_y < SMALL_CHUNK_PIXELS and count > 1 and (size_x, size_y) not in _WARNED_SIZES:
+        _WARNED_SIZES.add((size_x, size_y))
+        LOGGER.warning("python_data_managing.chunk_size_x x chunk_size_y = %d x %d: %d chunks per tile of %d pixels "
+                       "each; the overhead of a task (scheduling, opening the inputs, writing the maps) outweighs "
+                       "so small a chunk: use at least %d x %d, or chunk_size_mode: auto", size_x, size_y, count,
+                       size_x * size_y, math.isqrt(SMALL_CHUNK_PIXELS), math.isqrt(SMALL_CHUNK_PIXELS))
+
+
 def chunk_windows(grid: Grid, mode: str = "auto", number_of_chunks: int | None = None,
                   chunk_size_x: int = 50, chunk_size_y: int = 50, bytes_per_pixel: int | None = None,
                   memory_mb: int = 1024, multiple_of: int = 1) -> list[Window]:
@@ -258,7 +437,8 @@ def chunk_windows(grid: Grid, mode: str = "auto", number_of_chunks: int | None =
     mode
         ``"split_number"``: ``number_of_chunks`` horizontal stripes of full width (boundaries
         ``floor(linspace(0, height, n + 1))``; columns are split too when n exceeds the rows, as iota2);
-        ``"user_fixed"``: ``chunk_size_x`` x ``chunk_size_y`` tiles from the origin;
+        ``"user_fixed"``: ``chunk_size_x`` x ``chunk_size_y`` tiles from the origin, at most
+        :data:`MAX_CHUNKS_PER_TILE` per tile (a warning below :data:`SMALL_CHUNK_PIXELS` pixels a chunk);
         ``"auto"``: full-width stripes as tall as ``memory_mb`` allows at ``bytes_per_pixel``, their
         number rounded up to a multiple of ``multiple_of`` (the tasks run in parallel) so that no worker
         idles in the last wave.
@@ -282,6 +462,7 @@ def chunk_windows(grid: Grid, mode: str = "auto", number_of_chunks: int | None =
                 for r0, r1 in zip(row_edges[:-1], row_edges[1:])
                 for c0, c1 in zip(col_edges[:-1], col_edges[1:]) if r1 > r0 and c1 > c0]
     if mode == "user_fixed":
+        _check_fixed_chunks(width, height, chunk_size_x, chunk_size_y)
         return [Window(col, row, min(chunk_size_x, width - col), min(chunk_size_y, height - row))
                 for row in range(0, height, chunk_size_y) for col in range(0, width, chunk_size_x)]
     if mode == "auto":

@@ -168,3 +168,62 @@ def test_input_rasters_cap_gdal_block_cache(tmp_path, monkeypatch):
     write_raster(tmp_path / "a.tif", np.zeros((4, 4), np.int16), grid)
     with _OpenRasters(capacity=4).open(tmp_path / "a.tif"):
         assert int(get_gdal_config("GDAL_CACHEMAX")) == GDAL_CACHE_MB * 2**20  # bytes
+
+
+def test_user_fixed_refuses_an_absurd_number_of_chunks_and_suggests_a_size():
+    from iota2.core.raster import MAX_CHUNKS_PER_TILE
+
+    big = Grid(GRID.crs, GRID.transform, 10980, 10980)
+    with pytest.raises(ConfigError, match=r"chunk_size_x x chunk_size_y = 50 x 50 cuts a 10980 x 10980 tile into "
+                                          r"48400 chunks.*at most 10000.*use at least (\d+) x \1") as caught:
+        chunk_windows(big, "user_fixed", chunk_size_x=50, chunk_size_y=50)
+    side = int(str(caught.value).split("use at least ")[1].split(" x ")[0])
+    assert len(chunk_windows(big, "user_fixed", chunk_size_x=side, chunk_size_y=side)) <= MAX_CHUNKS_PER_TILE
+
+
+def test_user_fixed_warns_about_tiny_chunks(caplog):
+    with caplog.at_level("WARNING", logger="iota2.core.raster"):
+        chunk_windows(GRID, "user_fixed", chunk_size_x=7, chunk_size_y=3)
+    assert "7 x 3" in caplog.text and "overhead" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="iota2.core.raster"):
+        chunk_windows(Grid(GRID.crs, GRID.transform, 1000, 1000), "user_fixed", chunk_size_x=500, chunk_size_y=500)
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize("cut", [1, 5000])
+def test_a_truncated_geotiff_is_not_renamed_into_place(tmp_path, cut):
+    """A GeoTIFF cut short (what a full disk leaves when GDAL only prints the error) fails the check before the
+    rename; nothing is left under the final name nor as a temporary file."""
+    from iota2.core.raster import OutputWriteError
+
+    values = np.random.default_rng(0).integers(0, 255, (600, 600)).astype(np.uint8)
+    target = tmp_path / "map.tif"
+    with pytest.raises(OutputWriteError, match="map.tif' was written incompletely.*-restart"):
+        with atomic_output(target) as tmp:
+            write_raster(tmp.with_name("whole.tif"), values, Grid(GRID.crs, GRID.transform, 600, 600))
+            data = tmp.with_name("whole.tif").read_bytes()
+            tmp.write_bytes(data[:-cut])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole.tif"]
+
+
+def test_truncated_parquet_and_sqlite_are_refused(tmp_path):
+    import sqlite3
+
+    import pandas as pd
+
+    from iota2.core.raster import OutputWriteError, check_written
+
+    table = pd.DataFrame({"a": np.arange(50_000), "b": np.random.default_rng(0).random(50_000)})
+    table.to_parquet(tmp_path / "t.parquet")
+    connection = sqlite3.connect(tmp_path / "t.sqlite")
+    connection.execute("create table t (a integer, b real)")
+    connection.executemany("insert into t values (?, ?)", table.itertuples(index=False))
+    connection.commit()
+    connection.close()
+    for name in ("t.parquet", "t.sqlite"):
+        check_written(tmp_path / name)
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / name).write_bytes(data[:len(data) // 2])
+        with pytest.raises(OutputWriteError, match=f"{name}' was written incompletely"):
+            check_written(tmp_path / name)
