@@ -14,11 +14,14 @@ import concurrent.futures
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from iota2.core.errors import ConfigError, TaskFailedError
+from iota2.core.fingerprint import RecordingConfig, task_fingerprint
 from iota2.core.graph import STATUS_FILE, Graph, Task, TaskStatus
 
 LOGGER = logging.getLogger(__name__)
@@ -39,8 +42,13 @@ def task_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_task(function: str, kwargs: dict, log_path: str, log_level: str = "INFO", threads: int | None = None):
-    """Run one task with its log file; re-raise its error after logging the traceback."""
+def run_task(function: str, kwargs: dict, log_path: str, log_level: str = "INFO",
+             threads: int | None = None) -> list[str]:
+    """Run one task with its log file; re-raise its error after logging the traceback.
+
+    Returns the configuration keys the task read (see :mod:`iota2.core.fingerprint`). Python warnings raised
+    by the task (a library's ``FutureWarning``) go to its log, not to the console.
+    """
     if threads:
         os.environ[THREADS_ENV] = str(threads)
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -50,22 +58,36 @@ def run_task(function: str, kwargs: dict, log_path: str, log_level: str = "INFO"
     previous_level = root.level
     root.addHandler(handler)
     root.setLevel(getattr(logging, log_level, logging.INFO))
+    task_logger = logging.getLogger("iota2.task")
+    config = kwargs.get("config")
+    if isinstance(config, dict):
+        config = RecordingConfig(config)
+        kwargs = {**kwargs, "config": config}
     try:
-        shown = {key: value for key, value in kwargs.items() if key != "config"}
-        logging.getLogger("iota2.task").info("start %s(%s), %d thread(s)", function, shown, task_threads())
-        start = time.perf_counter()
-        Task("t", "s", function).resolve()(**kwargs)
-        logging.getLogger("iota2.task").info("done in %.2f s", time.perf_counter() - start)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                shown = {key: value for key, value in kwargs.items() if key != "config"}
+                task_logger.info("start %s(%s), %d thread(s)", function, shown, task_threads())
+                start = time.perf_counter()
+                Task("t", "s", function).resolve()(**kwargs)
+                task_logger.info("done in %.2f s", time.perf_counter() - start)
+            finally:
+                for warning in caught:
+                    handler.handle(task_logger.makeRecord(
+                        "py.warnings", logging.WARNING, warning.filename, warning.lineno, "%s: %s (%s:%d)",
+                        (warning.category.__name__, warning.message, warning.filename, warning.lineno), None))
     except BaseException:
         # the traceback goes to the task's log only: the console gets one line per failed task from execute()
-        record = logging.getLogger("iota2.task").makeRecord("iota2.task", logging.ERROR, __file__, 0,
-                                                            "failed:\n%s", (traceback.format_exc(),), None)
+        record = task_logger.makeRecord("iota2.task", logging.ERROR, __file__, 0, "failed:\n%s",
+                                        (traceback.format_exc(),), None)
         handler.handle(record)
         raise
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
         handler.close()
+    return config.recorded() if isinstance(config, RecordingConfig) else []
 
 
 class _DebugExecutor:
@@ -76,15 +98,15 @@ class _DebugExecutor:
         self.finished: list = []
 
     def submit(self, name, args):
-        error = None
+        error, reads = None, []
         for _attempt in range(self.allowed_retry + 1):
             try:
-                run_task(*args)
+                reads = run_task(*args)
                 error = None
                 break
             except Exception as exc:  # noqa: BLE001 - reported by the driver
                 error = exc
-        self.finished.append((name, error))
+        self.finished.append((name, error, reads))
 
     def wait_any(self):
         finished, self.finished = self.finished, []
@@ -122,13 +144,18 @@ class _DaskExecutor:
     def _collect(self, batch):
         finished = []
         for item in batch:
-            error = None
+            error, reads = None, []
             if item.status != "finished":
                 try:
                     error = item.exception() or RuntimeError(f"task ended with status {item.status}")
                 except Exception as exc:  # noqa: BLE001 - cancelled / lost worker
                     error = exc
-            finished.append((self.names.pop(item.key), error))
+            else:
+                try:
+                    reads = item.result()
+                except Exception as exc:  # noqa: BLE001 - the result could not be fetched (worker lost)
+                    error = exc
+            finished.append((self.names.pop(item.key), error, reads))
             item.release()
         return finished
 
@@ -180,7 +207,7 @@ class _WhileStartingExecutor:
                 if error is not None and attempt < self.allowed_retry:
                     self._run_here(name, args, attempt + 1)
                 else:
-                    finished.append((name, error))
+                    finished.append((name, error, [] if error is not None else future.result()))
             if not self._ready() and not self.running and self.waiting:
                 self._run_here(*self.waiting.popleft())
             if self.dask is not None:
@@ -199,6 +226,30 @@ class _WhileStartingExecutor:
             self.dask.close()
         elif self.starting.exception() is None:
             self.starting.result().close()
+
+
+class _BarTicker:
+    """Keeps the progress bar alive during long tasks: the running steps in its postfix, the elapsed time
+    redrawn every second."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._tick, name="iota2-progress", daemon=True)
+        self.thread.start()
+
+    def show(self, running: set, graph: Graph) -> None:
+        steps = collections.Counter(graph.tasks[name].step for name in running)
+        text = ", ".join(f"{step} x{count}" if count > 1 else step for step, count in sorted(steps.items()))
+        self.bar.set_postfix_str(f"running: {text}" if text else "", refresh=True)
+
+    def _tick(self) -> None:
+        while not self.stopped.wait(1.0):
+            self.bar.refresh()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=2)
 
 
 def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_run: bool = False):
@@ -263,9 +314,14 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
     output_path = Path(output_path)
     output_path.mkdir(parents=True, exist_ok=True)
     status = TaskStatus(output_path / STATUS_FILE)
-    if not restart:
-        status.reset()
-    states = {name: "done" for name in graph.tasks if status.is_done(name)}
+    fingerprints = graph.full.up_to_date(status)  # tasks whose outputs are still those of the current settings
+    if restart:  # a task whose settings or inputs changed runs again, and so does every task after it
+        states = {name: "done" for name in graph.tasks if name in fingerprints}
+    else:
+        states = {}
+        status.invalidate(list(graph.tasks))
+        for name in graph.tasks:
+            fingerprints.pop(name, None)
     to_run = [name for name in graph.tasks if name not in states]
     if nb_parallel_tasks < 1:
         raise ConfigError("-nb_parallel_tasks must be >= 1")
@@ -283,7 +339,11 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
     if progress and to_run:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(to_run), desc="iota2", unit="task", file=sys.stderr, dynamic_ncols=True)
+        # no time estimate: tasks differ too much in length (a learning task can take a minute, a chunk a second)
+        # for one from the mean rate; the bar shows instead the steps running now and the elapsed time, refreshed
+        bar = tqdm(total=len(to_run), desc="iota2", unit="task", file=sys.stderr, dynamic_ncols=True,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} tasks [{elapsed}]{postfix}")
+        bar_ticker = _BarTicker(bar)
     failures: list[str] = []
     running: set[str] = set()
     # unmet dependencies per task and the reverse index: each completion costs its number of dependents
@@ -314,9 +374,10 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
                 if name in states:  # skipped meanwhile
                     continue
                 task = graph.tasks[name]
-                function = task.function if isinstance(task.function, str) else \
-                    f"{task.function.__module__}:{task.function.__name__}"
+                function = task.function_name
                 running.add(name)
+                if bar is not None:
+                    bar_ticker.show(running, graph)
                 # on this machine, the cores are shared by the tasks about to run: a task that runs alone
                 # (learning a single model, a serial step) gets them all; cluster jobs keep their own setting
                 in_flight = 1 if cluster is None else min(nb_parallel_tasks, len(running) + len(ready))
@@ -325,11 +386,18 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
                                        threads))
             if not running:
                 break
-            for name, error in executor.wait_any():
+            for name, error, reads in executor.wait_any():
                 running.discard(name)
                 if error is None:
                     states[name] = "done"
-                    status.set(name, "done")
+                    task = graph.tasks[name]
+                    dependencies = task.all_dependencies
+                    if all(dep in fingerprints for dep in dependencies):
+                        fingerprints[name] = task_fingerprint(task.function_name, task.kwargs, reads,
+                                                              [fingerprints[dep] for dep in dependencies])
+                        status.set(name, "done", fingerprints[name], reads)
+                    else:  # an earlier output of unknown origin: the task is rerun by the next -restart
+                        status.set(name, "done")
                     for child in dependents.get(name, ()):
                         unmet[child] -= 1
                         if unmet[child] == 0 and child not in states:
@@ -343,10 +411,12 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
                     skip_dependents_of(name)
                 if bar is not None:
                     bar.update(1)
+                    bar_ticker.show(running, graph)
         for name in to_run:  # dependencies that can never be met (not with a valid graph)
             states.setdefault(name, "skipped")
     finally:
         if bar is not None:
+            bar_ticker.stop()
             bar.close()
         executor.close()
     if failures:
