@@ -1,8 +1,9 @@
 """Ground truth and regions: checks, reprojection, clipping to tiles and regions, learn/validation split.
 
 Bad input raises :class:`InputDataError` naming the file, the field or the polygons, before any heavy
-work: missing file, not polygons, missing or non-integer class field, label 0 or negative, polygons
-of different classes that overlap, no polygon intersecting the tiles.
+work: missing file, truncated shapefile or one whose .shp/.shx/.dbf disagree, not polygons, missing or
+non-integer class field, label 0, negative or above 65535, polygons of different classes that overlap, no
+polygon intersecting the tiles. Features without geometry are dropped with a warning giving their number.
 
 The split is done once over the whole ground truth, per (region, class) and per run, on the
 polygons clipped to the regions (reference: iota2 splits tile by tile, so a polygon crossing two
@@ -24,15 +25,96 @@ from shapely.geometry import box
 from iota2.builders.sampling import split_polygons
 from iota2.core.errors import InputDataError
 from iota2.core.raster import Grid, atomic_output
+from iota2.core.sensor import warn_once
 
 LOGGER = logging.getLogger(__name__)
 FORMATTED_NAME = "ground_truth_formatted.parquet"
+#: largest class label: maps are written as uint8 or uint16 (0 is no-data)
+MAX_LABEL = 65535
+
+
+def _sibling(path: Path, suffix: str) -> Path | None:
+    """The file next to ``path`` with ``suffix`` in either case, or None."""
+    for candidate in (path.with_suffix(suffix.lower()), path.with_suffix(suffix.upper())):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def check_shapefile(path: str | Path, what: str, key: str) -> None:
+    """Refuse a truncated shapefile or one whose .shp, .shx and .dbf do not hold the same records.
+
+    GDAL reads such a file without an error: a .shp cut short gives features without geometry, and a .dbf of
+    another length silently gives fewer features. The headers tell: the .shp and .shx headers give their
+    file length, every .shx record gives the position and length of its shape in the .shp, and the .dbf
+    header gives its record count and size.
+
+    Parameters
+    ----------
+    path
+        A ``.shp`` file (other files are not checked).
+    what, key
+        What the file is and its configuration key, for the message.
+
+    Raises
+    ------
+    InputDataError
+        Naming the damaged file and what is wrong with it.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".shp":
+        return
+
+    def damaged(file: Path, problem: str) -> InputDataError:
+        return InputDataError(f"{what} '{path}' is damaged: {file.name} {problem}; its features cannot all be "
+                              f"read. Export the layer again (e.g. ogr2ogr) and set {key} to the new file")
+
+    shp_size = path.stat().st_size
+    with open(path, "rb") as handle:
+        header = handle.read(100)
+    if len(header) < 100 or int.from_bytes(header[0:4], "big") != 9994:
+        raise damaged(path, "has no valid shapefile header")
+    declared = int.from_bytes(header[24:28], "big") * 2
+    if declared != shp_size:
+        raise damaged(path, f"is {shp_size} bytes long but its header says {declared} (the file was cut or "
+                      "written only in part)")
+    shx = _sibling(path, ".shx")
+    records = None
+    if shx is not None:
+        data = shx.read_bytes()
+        if len(data) < 100 or int.from_bytes(data[24:28], "big") * 2 != len(data) or (len(data) - 100) % 8:
+            raise damaged(shx, f"is {len(data)} bytes long, which its header does not announce")
+        index = np.frombuffer(data, dtype=">i4", offset=100).reshape(-1, 2).astype(np.int64) * 2
+        records = len(index)
+        ends = index[:, 0] + 8 + index[:, 1]
+        if records and (ends.max() > shp_size or index[:, 0].min() < 100):
+            bad = int(np.count_nonzero((ends > shp_size) | (index[:, 0] < 100)))
+            raise damaged(path, f"lacks {bad} of the {records} shapes listed in {shx.name}")
+    dbf = _sibling(path, ".dbf")
+    if dbf is not None:
+        dbf_size = dbf.stat().st_size
+        with open(dbf, "rb") as handle:
+            head = handle.read(12)
+        if len(head) < 12:
+            raise damaged(dbf, "has no valid dBASE header")
+        count = int.from_bytes(head[4:8], "little")
+        header_size, record_size = int.from_bytes(head[8:10], "little"), int.from_bytes(head[10:12], "little")
+        if dbf_size < header_size + count * record_size:
+            raise damaged(dbf, f"is {dbf_size} bytes long, too short for the {count} records its header announces")
+        if records is not None and count != records:
+            raise damaged(dbf, f"has {count} records but {shx.name} lists {records} shapes (the files come from "
+                          "different exports)")
 
 
 def read_polygons(path: str, what: str, key: str) -> gpd.GeoDataFrame:
-    """Read a polygon layer (any OGR format); ``what``/``key`` name it in errors."""
+    """Read a polygon layer (any OGR format); ``what``/``key`` name it in errors.
+
+    A damaged shapefile is refused (:func:`check_shapefile`); features without geometry or with an empty one
+    are dropped with one warning giving their number.
+    """
     if not path or not Path(path).exists():
         raise InputDataError(f"{what} '{path}' does not exist; set {key} to an existing vector file")
+    check_shapefile(path, what, key)
     try:
         frame = pyogrio.read_dataframe(path)
     except Exception as exc:  # noqa: BLE001 - any OGR failure
@@ -42,7 +124,17 @@ def read_polygons(path: str, what: str, key: str) -> gpd.GeoDataFrame:
         raise InputDataError(f"{what} '{path}' has no coordinate reference system; define it (e.g. a .prj file)")
     if len(frame) == 0:
         raise InputDataError(f"{what} '{path}' contains no feature")
-    frame = frame[~frame.geometry.is_empty & frame.geometry.notna()]
+    geometries = np.asarray(frame.geometry.values, dtype=object)
+    has_geometry = ~(shapely.is_missing(geometries) | shapely.is_empty(geometries))
+    if not has_geometry.all():
+        dropped = int((~has_geometry).sum())
+        if dropped == len(frame):
+            raise InputDataError(f"{what} '{path}': none of its {dropped} features has a geometry; set {key} to a "
+                                 "file of polygons")
+        rows = ", ".join(map(str, frame.index[~has_geometry][:5].tolist()))
+        warn_once(LOGGER, "%s '%s': %d of %d features have no geometry or an empty one (rows %s%s); they are "
+                  "dropped", what, path, dropped, len(frame), rows, ", ..." if dropped > 5 else "")
+    frame = frame[has_geometry]
     kinds = set(frame.geometry.geom_type)
     if not kinds <= {"Polygon", "MultiPolygon"}:
         raise InputDataError(f"{what} '{path}' must contain polygons, found {', '.join(sorted(kinds))}; "
@@ -77,6 +169,12 @@ def check_labels(frame: gpd.GeoDataFrame, field: str, path: str) -> pd.Series:
         bad = frame.index[labels <= 0][:5].tolist()
         raise InputDataError(f"ground truth '{path}': label 0 or negative in '{field}' (rows {bad}); 0 is the "
                              "no-data value of every map: give these polygons a label > 0 or remove them")
+    if (labels > MAX_LABEL).any():
+        bad = sorted(set(labels[labels > MAX_LABEL].tolist()))
+        shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+        raise InputDataError(f"ground truth '{path}' (chain.ground_truth): label(s) {shown} of field '{field}' "
+                             f"(chain.data_field) exceed {MAX_LABEL}, the largest label a map holds (uint16); "
+                             f"recode these classes with labels from 1 to {MAX_LABEL}")
     return labels
 
 

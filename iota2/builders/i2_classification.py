@@ -135,8 +135,11 @@ class I2Classification(Builder):
                 raise InputDataError(f"region {region} of {chain.get('region_path') or 'the tiles'} has ground truth "
                                      f"of a single class ({classes.tolist()}); a model needs at least two classes: "
                                      "add polygons of other classes or merge this region with a neighbour")
-        if len(self.labels) > 65535:
-            raise InputDataError("more than 65535 classes in the ground truth")
+        too_large = [label for label in self.labels if label > ground_truth.MAX_LABEL]
+        if too_large:  # check_labels refuses them already; the maps' pixel type depends on it
+            raise InputDataError(f"chain.ground_truth '{chain['ground_truth']}': label(s) {too_large[:10]} of "
+                                 f"chain.data_field '{chain['data_field']}' exceed {ground_truth.MAX_LABEL}, the "
+                                 "largest label a map holds; recode these classes")
         self.check_class_files()
         check_byclass_labels(self.config["arg_train"]["sample_selection"], self.labels)
 

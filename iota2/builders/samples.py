@@ -26,8 +26,8 @@ from rasterio import features as rio_features
 from rasterio.windows import Window
 
 from iota2.builders.ground_truth import read_formatted
-from iota2.builders.sampling import (class_statistics_table, params_for_model, select_samples,
-                                     write_class_statistics)
+from iota2.builders.sampling import (SELECTION_STREAM, class_statistics_table, params_for_model, run_seed,
+                                     select_samples, write_class_statistics)
 from iota2.builders.tile_preparation import common_mask_path, validity_path
 from iota2.core.config import Config
 from iota2.core.errors import InputDataError
@@ -128,9 +128,10 @@ def select_region_samples(config: dict, region: str, run: int, tiles: list[str],
             f"(polygons smaller than a pixel, outside the common mask, or seen clear fewer than "
             f"arg_train.cloud_threshold = {train['cloud_threshold']} times); enlarge or remove these polygons")
     params = params_for_model(train["sample_selection"], region)
+    # one stream per (seed, run, model): runs and regions never reuse a draw; random_seed None: fresh each run
     base_seed = params.get("rand") if params.get("rand") is not None else train["random_seed"]
-    seed = int(base_seed or 0) + run
-    selected = select_samples(candidates, "label", params, seed)
+    seed = run_seed(base_seed, run, SELECTION_STREAM, region)
+    selected = select_samples(candidates, "label", {**params, "rand": None}, seed)
     with atomic_output(selection_path(output_path, region, run)) as tmp:
         selected.to_parquet(tmp, index=False)
     LOGGER.info("region %s run %d: %d of %d pixels selected", region, run, len(selected), len(candidates))

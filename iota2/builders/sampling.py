@@ -4,7 +4,7 @@ Everything here is a pure function on pandas / geopandas / numpy objects; the ca
 rasterises the learning polygons and writes the results.
 
 * :func:`split_polygons` assigns each ground-truth polygon to the learning or the validation set, by polygon
-  count and stratified by (region, class), with iota2's exact random draw (Python's :mod:`random`).
+  count and stratified by (region, class), with one random generator per run (:func:`run_seed`).
 * :func:`validate_sample_selection` checks and normalises the ``arg_train.sample_selection`` mapping, whose keys
   are those of OTB's SampleSelection application (``sampler``, ``strategy``, ``strategy.constant.nb``, ...).
 * :func:`params_for_model` resolves the ``per_model`` overrides for one model.
@@ -19,7 +19,6 @@ import csv
 import difflib
 import logging
 import math
-import random
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -69,16 +68,63 @@ _OPTION_OF = {"strategy.constant.nb": ("strategy", "constant"), "strategy.byclas
 # learn / validation split of polygons
 # ---------------------------------------------------------------------------------------------------------------------
 
+#: Stream numbers mixed into the seed of each random draw, so that the split and the selection of one run never
+#: share a stream.
+SPLIT_STREAM = 0
+SELECTION_STREAM = 1
+
+
+def run_seed(seed: int | None, run: int, stream: int, key: str = "") -> np.random.SeedSequence:
+    """The seed of one random draw: the base seed, the run, the kind of draw and a key (e.g. a region).
+
+    Every (seed, run, stream, key) gives an independent stream (numpy's :class:`~numpy.random.SeedSequence`
+    hashes them together), so run ``r`` of seed ``s`` shares nothing with run ``r - 1`` of seed ``s + 1``,
+    and two regions or two runs never reuse one stream.
+
+    Parameters
+    ----------
+    seed
+        ``arg_train.random_seed`` (or ``sample_selection.rand``); ``None`` gives fresh entropy at each call
+        (not reproducible).
+    run
+        Run number.
+    stream
+        :data:`SPLIT_STREAM` or :data:`SELECTION_STREAM`.
+    key
+        Further key, e.g. the region (model) name.
+
+    Returns
+    -------
+    numpy.random.SeedSequence
+    """
+    if seed is None:
+        return np.random.SeedSequence()
+    seed = int(seed)
+    encoded = list(str(key).encode("utf-8"))
+    return np.random.SeedSequence([abs(seed), int(seed < 0), int(run), int(stream), len(encoded), *encoded])
+
+
+def learn_count(n_polygons: int, ratio: float) -> int:
+    """Number of learning polygons of a (region, class) group of ``n_polygons >= 2``.
+
+    ``round(n * ratio)`` (Python's ``round``, so 2.5 gives 2), at least 1 and at most ``n - 1``, so that the
+    class has learning and validation polygons whatever the ratio.
+    """
+    return min(n_polygons - 1, max(1, round(n_polygons * ratio)))
+
+
 def split_polygons(polygons: pd.DataFrame, class_field: str, region_field: str, ratio: float, seed: int | None,
                    run: int, split_ground_truth: bool = True) -> np.ndarray:
     """Assign every ground-truth polygon to the learning or the validation set of one run.
 
-    For each (region, class) group of ``n`` polygons:
+    One random generator is made per run from ``(seed, run)`` (:func:`run_seed`) and shared by the
+    (region, class) groups, visited in sorted (region, class) order. For each group of ``n`` polygons:
 
     * ``n == 1``: the polygon serves both sets (iota2 duplicates it), marked ``"both"``;
-    * otherwise ``k = max(1, round(n * ratio))`` polygons (Python's ``round``, so 2.5 gives 2) are drawn for
-      learning with ``random.Random(seed + run).sample(sorted_ids, k)``, the generator being created afresh for
-      every group; the others go to validation.
+    * otherwise :func:`learn_count` polygons (``round(n * ratio)``, at least 1, at most ``n - 1``) are drawn
+      for learning among the sorted polygon ids, the others go to validation.
+
+    Runs are independent draws, and two classes with the same number of polygons are not split alike.
 
     The polygon identifier is the ``originfid`` column. Rows sharing an ``originfid`` (pieces of one polygon
     clipped by a tile or a cloud mask) count as one polygon and always fall in the same set.
@@ -97,7 +143,7 @@ def split_polygons(polygons: pd.DataFrame, class_field: str, region_field: str, 
     seed
         ``arg_train.random_seed``; ``None`` draws a different split at every call.
     run
-        Run (seed) number; the random generator is seeded with ``seed + run``.
+        Run (seed) number.
     split_ground_truth
         ``arg_train.split_ground_truth``; when ``False`` every polygon is used for both sets.
 
@@ -123,16 +169,15 @@ def split_polygons(polygons: pd.DataFrame, class_field: str, region_field: str, 
         return assignment
     keys = pd.DataFrame({"region": polygons[region_field].to_numpy(), "label": polygons[class_field].to_numpy(),
                          "fid": polygons["originfid"].to_numpy()})
+    rng = np.random.default_rng(run_seed(seed, run, SPLIT_STREAM))
     for _, group in keys.groupby(["region", "label"], sort=True, dropna=False):
         positions = group.index.to_numpy()  # 0..len-1 because ``keys`` has a fresh RangeIndex
         fids = group["fid"].to_numpy()
-        sorted_ids = sorted(set(fids.tolist()))
+        sorted_ids = np.unique(fids)
         if len(sorted_ids) == 1:
             continue  # already "both"
-        learn_count = max(1, round(len(sorted_ids) * ratio))
-        rng = random.Random(seed + run) if seed is not None else random.Random()
-        learn_ids = set(rng.sample(sorted_ids, learn_count))
-        is_learn = np.array([fid in learn_ids for fid in fids.tolist()], dtype=bool)
+        drawn = rng.permutation(len(sorted_ids))[:learn_count(len(sorted_ids), ratio)]
+        is_learn = np.isin(fids, sorted_ids[drawn])
         assignment[positions] = np.where(is_learn, LEARN, VALIDATION)
     return assignment
 
@@ -191,7 +236,7 @@ def _as_choice(where: str, value: Any, choices: tuple[str, ...]) -> str:
     return value.strip().lower()
 
 
-def _validate_flat(params: Mapping, prefix: str, allow_per_model: bool) -> dict[str, Any]:
+def _validate_flat(params: Mapping, prefix: str, allow_per_model: bool, warn: bool = True) -> dict[str, Any]:
     """Check one ``sample_selection`` mapping (or one ``per_model`` entry) and fill its defaults."""
     if not isinstance(params, Mapping):
         raise ConfigError(f"{prefix} must be a mapping of OTB SampleSelection parameters "
@@ -235,7 +280,7 @@ def _validate_flat(params: Mapping, prefix: str, allow_per_model: bool) -> dict[
             normalised[key] = str(path)
     strategy = normalised["strategy"]
     for key, (option, choice) in _OPTION_OF.items():
-        if normalised[key] != SAMPLE_SELECTION_DEFAULTS[key] and normalised[option] != choice:
+        if warn and normalised[key] != SAMPLE_SELECTION_DEFAULTS[key] and normalised[option] != choice:
             LOGGER.warning("%s.%s is set but %s is '%s', not '%s': it is not used", prefix, key, option,
                            normalised[option], choice)
     if strategy == "constant" and normalised["strategy.constant.nb"] is None:
@@ -252,7 +297,7 @@ def _validate_flat(params: Mapping, prefix: str, allow_per_model: bool) -> dict[
     return normalised
 
 
-def validate_sample_selection(params: Mapping | None) -> dict[str, Any]:
+def validate_sample_selection(params: Mapping | None, warn: bool = True) -> dict[str, Any]:
     """Check ``arg_train.sample_selection`` and return it normalised, with every default filled.
 
     Keys are OTB SampleSelection parameter names, dots included (``"strategy.constant.nb": 500`` in YAML);
@@ -284,6 +329,9 @@ def validate_sample_selection(params: Mapping | None) -> dict[str, Any]:
     ----------
     params
         The user's mapping; ``None`` means every default.
+    warn
+        Log a warning for each key that only another strategy or sampler reads. The configuration check at
+        start warns; the selection tasks validate again silently, so that each warning is given once.
 
     Returns
     -------
@@ -298,7 +346,7 @@ def validate_sample_selection(params: Mapping | None) -> dict[str, Any]:
         On an unknown, forbidden or ill-typed key, naming it as ``arg_train.sample_selection.<key>``.
     """
     params = {} if params is None else params
-    normalised = _validate_flat(params, _PREFIX, allow_per_model=True)
+    normalised = _validate_flat(params, _PREFIX, allow_per_model=True, warn=warn)
     entries: list[Any] = []
     for key in _PER_MODEL_KEYS:
         value = params.get(key) if isinstance(params, Mapping) else None
@@ -310,7 +358,7 @@ def validate_sample_selection(params: Mapping | None) -> dict[str, Any]:
             raise ConfigError(f"{_PREFIX}.{key} must be a list of mappings, each with a 'target_model' and its "
                               f"selection keys, got {value!r}")
         entries.extend((key, index, entry) for index, entry in enumerate(value))
-    normalised["per_model"] = [_validate_flat(entry, f"{_PREFIX}.{key}[{index}]", allow_per_model=False)
+    normalised["per_model"] = [_validate_flat(entry, f"{_PREFIX}.{key}[{index}]", allow_per_model=False, warn=warn)
                                for key, index, entry in entries]
     return normalised
 
@@ -497,7 +545,7 @@ def _periodic_positions(available: int, required: int, jitter: int, rng: np.rand
 
 
 def select_samples(candidates: pd.DataFrame, class_field: str, params: Mapping | None,
-                   seed: int | None) -> pd.DataFrame:
+                   seed: int | np.random.SeedSequence | None) -> pd.DataFrame:
     """Select training pixels among the candidate pixels of one model, with OTB SampleSelection semantics.
 
     Parameters
@@ -510,9 +558,12 @@ def select_samples(candidates: pd.DataFrame, class_field: str, params: Mapping |
         Column holding the class label.
     params
         The model's ``sample_selection`` mapping (already resolved with :func:`params_for_model`); it is
-        validated with :func:`validate_sample_selection`.
+        validated with :func:`validate_sample_selection` (silently: keys of other strategies were warned about
+        at start).
     seed
-        Random seed (``chain.random_seed``); the mapping's ``rand`` overrides it; ``None`` is not reproducible.
+        Random seed or :class:`~numpy.random.SeedSequence` (the chain passes :func:`run_seed` of the run and
+        model); the mapping's ``rand`` overrides it; ``None`` is not reproducible. One generator serves every
+        class, in label order.
 
     Returns
     -------
@@ -527,7 +578,7 @@ def select_samples(candidates: pd.DataFrame, class_field: str, params: Mapping |
     ValueError
         If ``class_field`` is not a column of ``candidates``.
     """
-    normalised = validate_sample_selection(params)
+    normalised = validate_sample_selection(params, warn=False)
     if class_field not in candidates.columns:
         raise ValueError(f"the candidate pixels lack the class column {class_field!r}")
     if len(candidates) == 0:

@@ -227,12 +227,24 @@ def series_on_dates(raw: np.ndarray, masks: np.ndarray, footprint: np.ndarray, i
     tuple
         ``(raw, masks, footprint, validity, interpolated)`` with validity the number of valid observations
         (uint16).
+
+    Notes
+    -----
+    A NaN value (in any band) makes the observation invalid and is replaced by ``fill``: NaN never reaches the
+    gap-filling, the features or a model. Sensors warn about the file that holds it when they read it.
     """
     if pixels is not None:
         rows_at, cols_at = (np.asarray(index) for index in pixels)
         raw = raw[:, :, rows_at, cols_at][:, :, np.newaxis, :]
         masks = masks[:, rows_at, cols_at][:, np.newaxis, :]
         footprint = footprint[rows_at, cols_at][np.newaxis, :]
+    if raw.dtype.kind == "f":
+        not_a_number = np.isnan(raw)
+        if not_a_number.any():
+            if pixels is None:
+                raw = raw.copy()
+            raw[not_a_number] = fill
+            masks = np.logical_or(masks, not_a_number.any(axis=1)).astype(masks.dtype)
     validity = (len(input_dates) - masks.sum(axis=0, dtype=np.int32)).astype(np.uint16)
     if use_gapfilling:
         interpolated = gapfill_linear(raw, masks.astype(bool), input_dates, interpolation_dates)

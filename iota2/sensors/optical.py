@@ -731,6 +731,12 @@ class OpticalSensor(Sensor):
             for band_index, band in enumerate(self.bands):
                 values = read_onto_grid(product.band_path(band), grid, Resampling.bilinear, self.nodata,
                                         source_nodata=self.source_nodata)
+                if values.dtype.kind == "f":
+                    not_a_number = np.isnan(values)
+                    if not_a_number.any():
+                        warn_once(LOGGER, "'%s' holds NaN reflectances; these observations are treated as masked",
+                                  product.band_path(band))
+                        values = np.where(not_a_number, np.asarray(self.source_nodata, values.dtype), values)
                 raw[band_index] = values
                 offset, factor = product.radiometry(band)
                 if offset != 0.0 or factor != 1.0:
@@ -745,17 +751,34 @@ class OpticalSensor(Sensor):
 
     def read_masks(self, grid: Grid, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Clear observations (uint16) and footprint (bool) of a window from the mask files only."""
+        clear, footprint = self.read_clear_by_date(grid, window)
+        return clear.sum(axis=0, dtype=np.uint16), footprint
+
+    def read_clear_by_date(self, grid: Grid, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Clear observations of a window date by date, and the footprint.
+
+        Read from the mask files only when the sensor has a footprint mask, otherwise through :meth:`read`
+        (bands included, so nodata and NaN reflectances count as masked).
+
+        Returns
+        -------
+        clear : numpy.ndarray
+            (input dates, rows, cols) bool, True where the observation is valid.
+        footprint : numpy.ndarray
+            (rows, cols) bool, True where the sensor has data on at least one date.
+        """
         if not any(spec.footprint for spec in self.mask_specs):
-            return super().read_masks(grid, window)
+            data = self.read(grid, window, self.input_dates())
+            return data.masks == 0, data.footprint
         window_grid = grid.window_grid(window)
-        validity = np.zeros((window_grid.height, window_grid.width), dtype=np.uint16)
-        footprint = np.zeros(validity.shape, dtype=bool)
+        clear = np.zeros((len(self.products), window_grid.height, window_grid.width), dtype=bool)
+        footprint = np.zeros(clear.shape[1:], dtype=bool)
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            for product in self.products:
+            for index, product in enumerate(self.products):
                 invalid, has_data = self._read_masks(product, window_grid)
                 footprint |= has_data
-                validity += ~invalid
-        return validity, footprint
+                np.logical_not(invalid, out=clear[index])
+        return clear, footprint
 
     def read(self, grid: Grid, window: Window, interpolation_dates: list[str],
              pixels: tuple[np.ndarray, np.ndarray] | None = None) -> SensorData:

@@ -175,3 +175,70 @@ def test_output_path_that_is_not_a_folder(tmp_path, make_config, capsys, make_pa
     code, err = run(make_config(chain={"output_path": str(make_path(tmp_path))}), capsys)
     assert code == 2 and "chain.output_path" in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "a_file.txt").read_text() == "not a folder"
+
+
+def test_truncated_shapefile_is_refused_at_start(tmp_path, make_config, s2_dataset, capsys):
+    """A .shp cut in half reads without a GDAL error (half the polygons lose their geometry): refused."""
+    path = tmp_path / "gt.shp"
+    truth(s2_dataset).to_file(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    code, err = run(make_config(chain={"ground_truth": str(path)}), capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert str(path) in err and "damaged" in err and "chain.ground_truth" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_label_above_the_map_range_is_refused_at_start(tmp_path, make_config, s2_dataset, capsys):
+    frame = truth(s2_dataset)
+    frame.loc[frame["code"] == 3, "code"] = 70000
+    code, err = run(make_config(chain={"ground_truth": write_truth(frame, tmp_path / "gt.shp")}), capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "70000" in err and "chain.data_field" in err and "chain.ground_truth" in err and "gt.shp" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_polygons_without_geometry_are_warned_once(tmp_path, make_config, s2_dataset, capsys, caplog):
+    frame = truth(s2_dataset)
+    frame.loc[[0, 5], "geometry"] = None
+    config = make_config(chain={"ground_truth": write_truth(frame, tmp_path / "gt.shp"), "last_step": "sampling"})
+    code, _ = run(config, capsys)
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if "no geometry" in r.getMessage()]
+    assert len(warnings) == 1 and "gt.shp" in warnings[0] and f"2 of {len(frame)} features" in warnings[0]
+
+
+def mask_dates(s2_dataset, tmp_path, tile, dates=None):
+    """A copy of the Sentinel-2 products where every pixel of ``dates`` (all by default) of ``tile`` is cloudy."""
+    import numpy as np
+    import rasterio
+
+    s2 = tmp_path / "s2"
+    shutil.copytree(s2_dataset["s2_path"], s2)
+    for clm in sorted((s2 / tile).glob("*/MASKS/*_CLM_R1.tif")):
+        if dates is not None and not any(f"_{date}-" in clm.name for date in dates):
+            continue
+        with rasterio.open(clm, "r+") as dst:
+            dst.write(np.ones((dst.height, dst.width), dst.dtypes[0]), 1)
+    return str(s2)
+
+
+def test_tile_with_every_observation_masked_is_refused(tmp_path, make_config, s2_dataset, capsys):
+    """Gap-filling a tile without any clear observation gives zeros, hence a one-class map: the validity task
+    refuses it, naming the tile, and no validity raster is written."""
+    s2 = mask_dates(s2_dataset, tmp_path, "T31TDJ")
+    code, err = run(make_config(chain={"s2_path": s2, "last_step": "init"}), capsys)
+    assert code == 1
+    assert "tile T31TDJ: every Sentinel-2" in err and "chain.list_tile" in err and "validity_T31TDJ" in err
+    assert not (tmp_path / "out" / "features" / "T31TDJ" / "nbView.tif").exists()
+    assert (tmp_path / "out" / "features" / "T31TCJ" / "nbView.tif").exists()
+
+
+def test_date_without_clear_pixel_is_warned(tmp_path, make_config, s2_dataset, capsys, caplog):
+    dates = s2_dataset["dates"]["T31TCJ"][3:5]
+    s2 = mask_dates(s2_dataset, tmp_path, "T31TCJ", dates)
+    code, _ = run(make_config(chain={"s2_path": s2, "last_step": "init"}), capsys)
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if "no clear pixel" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "tile T31TCJ: 2 of 12 Sentinel-2 THEIA date(s)" in warnings[0] and ", ".join(dates) in warnings[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 
 import geopandas as gpd
 import numpy as np
@@ -12,9 +11,13 @@ import pytest
 from shapely.geometry import box
 
 from iota2.builders.sampling import (
+    SELECTION_STREAM,
+    SPLIT_STREAM,
     check_byclass_labels,
     class_statistics_table,
+    learn_count,
     params_for_model,
+    run_seed,
     select_samples,
     split_polygons,
     validate_sample_selection,
@@ -280,20 +283,24 @@ def make_polygons(groups: dict[tuple[str, int], int]) -> gpd.GeoDataFrame:
     return frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
 
 
-def expected_learn_ids(fids, ratio, seed):
-    ordered = sorted(fids)
-    k = max(1, round(len(ordered) * ratio))
-    return set(random.Random(seed).sample(ordered, k))
+def expected_split(polygons, ratio, seed, run):
+    """The documented draw: one generator per run, groups in (region, class) order, a permutation of the sorted
+    ids of each group whose first ``learn_count`` ids are learnt."""
+    rng = np.random.default_rng(run_seed(seed, run, SPLIT_STREAM))
+    learn = set()
+    for _, group in polygons.groupby(["region", "code"], sort=True):
+        ordered = np.unique(group["originfid"])
+        if len(ordered) > 1:
+            learn |= set(ordered[rng.permutation(len(ordered))[:learn_count(len(ordered), ratio)]].tolist())
+    return learn
 
 
-def test_split_matches_python_random_per_group():
+def test_split_follows_the_documented_draw():
     polygons = make_polygons({("1", 11): 10, ("1", 12): 7, ("2", 11): 4})
     split = split_polygons(polygons, "code", "region", ratio=0.7, seed=0, run=2)
-    for (region, label), group in polygons.groupby(["region", "code"]):
-        learn = expected_learn_ids(group["originfid"].tolist(), 0.7, seed=0 + 2)
-        got = split[group.index.to_numpy()]
-        assert set(group["originfid"][got == "learn"]) == learn
-        assert set(group["originfid"][got == "validation"]) == set(group["originfid"]) - learn
+    learn = expected_split(polygons, 0.7, seed=0, run=2)
+    assert set(polygons["originfid"][split == "learn"]) == learn
+    assert set(polygons["originfid"][split == "validation"]) == set(polygons["originfid"]) - learn
 
 
 def test_split_counts_are_stratified_by_region_and_class():
@@ -338,10 +345,75 @@ def test_split_same_seed_same_split_and_runs_differ():
     assert (first == "learn").sum() == (other_run == "learn").sum() == 35
 
 
-def test_split_seed_plus_run_is_the_generator_seed():
+def test_split_run_of_the_next_seed_is_not_the_previous_run():
+    """Run r of seed s and run r - 1 of seed s + 1 were the same draw (random.Random(seed + run))."""
     polygons = make_polygons({("1", 11): 40})
-    np.testing.assert_array_equal(split_polygons(polygons, "code", "region", 0.5, seed=3, run=1),
-                                  split_polygons(polygons, "code", "region", 0.5, seed=1, run=3))
+    for seed, run in ((3, 1), (0, 5), (10, 2)):
+        assert not np.array_equal(split_polygons(polygons, "code", "region", 0.5, seed=seed, run=run),
+                                  split_polygons(polygons, "code", "region", 0.5, seed=seed + 1, run=run - 1))
+
+
+def positional_patterns(polygons, split):
+    """Per (region, class): which ranks of the sorted polygon ids are learnt."""
+    frame = polygons.assign(set=split)
+    patterns = {}
+    for key, group in frame.groupby(["region", "code"]):
+        group = group.sort_values("originfid")
+        patterns[key] = tuple(group["set"].to_numpy() == "learn")
+    return patterns
+
+
+def test_classes_of_the_same_size_are_not_split_alike():
+    """Each class used to get a generator seeded alike, hence the same positional split: 20 classes of 10
+    polygons all learnt the same ranks. Now they share one generator per run."""
+    polygons = make_polygons({("1", label): 10 for label in range(1, 21)})
+    patterns = positional_patterns(polygons, split_polygons(polygons, "code", "region", 0.5, seed=0, run=0))
+    # 252 possible patterns of 5 among 10: 20 independent draws give at least 15 distinct ones but for a
+    # chance below 1e-4 (and 1 when classes are split alike)
+    assert len(set(patterns.values())) >= 15
+    regions = make_polygons({(region, 7): 10 for region in ("1", "2", "3", "4", "5", "6")})
+    patterns = positional_patterns(regions, split_polygons(regions, "code", "region", 0.5, seed=0, run=0))
+    assert len(set(patterns.values())) >= 4
+
+
+def test_runs_are_independent_draws():
+    """Over 10 runs the learnt sets differ, and two runs share about as many learning polygons as independent
+    draws do (half of the 20 learnt of 40, on average)."""
+    polygons = make_polygons({("1", 11): 40})
+    learnt = []
+    for run in range(10):
+        split = split_polygons(polygons, "code", "region", 0.5, seed=0, run=run)
+        learnt.append(set(polygons["originfid"][split == "learn"]))
+        assert len(learnt[-1]) == 20
+    shared = [len(a & b) for i, a in enumerate(learnt) for b in learnt[i + 1:]]
+    assert len({frozenset(s) for s in learnt}) == 10
+    assert 7 <= np.mean(shared) <= 13
+
+
+@pytest.mark.parametrize("count, ratio, learn", [(2, 0.75, 1), (2, 1.0, 1), (3, 0.9, 2), (4, 0.75, 3), (2, 0.1, 1)])
+def test_every_split_class_keeps_a_validation_polygon(count, ratio, learn):
+    """A class of n >= 2 polygons keeps one for validation (ratio 0.75 with n = 2 used to learn both)."""
+    polygons = make_polygons({("1", 11): count})
+    split = split_polygons(polygons, "code", "region", ratio, seed=0, run=0)
+    assert (split == "learn").sum() == learn and (split == "validation").sum() == count - learn
+
+
+def test_split_without_seed_differs_between_calls():
+    polygons = make_polygons({("1", 11): 40})
+    splits = {tuple(split_polygons(polygons, "code", "region", 0.5, seed=None, run=0)) for _ in range(3)}
+    assert len(splits) > 1
+
+
+def test_run_seed_streams_are_distinct():
+    """Split and selection, runs, regions and seeds each get their own stream; the same key the same one."""
+    keys = [(0, 0, SPLIT_STREAM, ""), (0, 0, SELECTION_STREAM, "1"), (0, 1, SELECTION_STREAM, "1"),
+            (1, 0, SELECTION_STREAM, "1"), (0, 0, SELECTION_STREAM, "2"), (0, 0, SELECTION_STREAM, "12"),
+            (-1, 0, SELECTION_STREAM, "1"), (0, 0, SELECTION_STREAM, "")]
+    draws = [tuple(np.random.default_rng(run_seed(*key)).integers(0, 2**62, 4)) for key in keys]
+    assert len(set(draws)) == len(keys)
+    assert draws[1] == tuple(np.random.default_rng(run_seed(0, 0, SELECTION_STREAM, "1")).integers(0, 2**62, 4))
+    fresh = {tuple(np.random.default_rng(run_seed(None, 0, SPLIT_STREAM)).integers(0, 2**62, 4)) for _ in range(3)}
+    assert len(fresh) == 3
 
 
 def test_split_without_seed_keeps_counts():
@@ -547,3 +619,24 @@ def test_ground_truth_pixels_do_not_depend_on_the_stripes(tmp_path, make_config,
         tables.append(pd.read_parquet(samples.pixels_path(output, "T31TCJ")))
     assert len(tables[0]) > 1000
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_selection_does_not_repeat_the_warnings_of_the_start_check(candidates, caplog):
+    """A key of another strategy is warned about once, at start: the selection tasks validate silently."""
+    params = {"strategy": "constant", "strategy.constant.nb": 30, "strategy.percent.p": 0.3}
+    validate_sample_selection(params)
+    select_samples(candidates, "code", params, seed=0)
+    select_samples(candidates, "code", params, seed=1)
+    assert len([r for r in caplog.records if "is set but" in r.getMessage()]) == 1
+
+
+def test_chain_warns_once_per_setting(tmp_path, make_config, caplog):
+    """With two runs, the warning about a key of another strategy printed once at start and once more per
+    selection task."""
+    from iota2.cli import main
+
+    config = make_config(chain={"last_step": "sampling"},
+                         arg_train={"runs": 2, "sample_selection": {"strategy": "constant", "strategy.constant.nb": 50,
+                                                                    "strategy.percent.p": 0.3}})
+    assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"]) == 0
+    assert len([r for r in caplog.records if "is set but" in r.getMessage()]) == 1

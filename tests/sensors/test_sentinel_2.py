@@ -378,3 +378,50 @@ def test_read_at_pixels_equals_the_window_read(sensor):
     np.testing.assert_array_equal(points.features[0], full.features[rows, cols])
     np.testing.assert_array_equal(points.validity[0], full.validity[rows, cols])
     assert points.labels == full.labels
+
+
+def test_nan_reflectances_are_masked_with_a_warning(small_dataset, tmp_path, caplog):
+    """A float band holding NaN: the observations are masked (gap-filled from the other dates), the file is
+    named once in a warning, and no NaN reaches the series or the features."""
+    sensor = Sentinel2Theia(make_config(small_dataset["s2_path"], tmp_path), "T31TCJ")
+    grid = sensor.reference_grid()
+    clean = sensor.read(grid, Window(0, 0, 32, 32), DATES[:3])
+    victim = sensor.products[1].band_path("B4")
+    with rasterio.open(victim) as src:
+        profile, values = src.profile, src.read(1).astype(np.float32)
+    values[5:15, 5:15] = np.nan
+    profile.update(dtype="float32")
+    with rasterio.open(victim, "w", **profile) as dst:
+        dst.write(values, 1)
+    with caplog.at_level(logging.WARNING):
+        data = sensor.read(grid, Window(0, 0, 32, 32), DATES[:3])
+        sensor.read(grid, Window(0, 0, 32, 32), DATES[:3])
+    warnings = [r.getMessage() for r in caplog.records if "NaN" in r.getMessage()]
+    assert len(warnings) == 1 and str(victim) in warnings[0]
+    for array in (data.raw, data.interpolated, data.features):
+        assert not np.isnan(array).any()
+    assert data.masks[1, 5:15, 5:15].all()
+    np.testing.assert_array_equal(data.masks[1, 20:, 20:], clean.masks[1, 20:, 20:])
+    np.testing.assert_array_equal(data.validity[5:15, 5:15].astype(int),
+                                  clean.validity[5:15, 5:15].astype(int) - (clean.masks[1, 5:15, 5:15] == 0))
+    clear, footprint = sensor.read_clear_by_date(grid, Window(0, 0, 32, 32))
+    assert clear.shape == (3, 32, 32) and np.array_equal(clear, clean.masks == 0)
+
+
+def test_nan_in_a_series_is_an_invalid_observation():
+    """series_on_dates, shared by the sensors, never passes NaN on: it masks the observation and gap-fills it."""
+    from iota2.core.timeseries import series_on_dates
+
+    raw = np.full((3, 2, 2, 2), 100.0, np.float32)
+    raw[1, 0, 0, 0] = np.nan
+    raw[2] = 300.0
+    masks = np.zeros((3, 2, 2), np.uint8)
+    dates = ["20180101", "20180111", "20180121"]
+    out_raw, out_masks, _, validity, interpolated = series_on_dates(raw, masks, np.ones((2, 2), bool), dates, dates,
+                                                                    True, NODATA)
+    assert out_masks[1, 0, 0] == 1 and validity[0, 0] == 2 and validity[1, 1] == 3
+    assert not np.isnan(interpolated).any() and not np.isnan(out_raw).any()
+    np.testing.assert_allclose(interpolated[1, :, 0, 0], [200.0, 200.0])  # from the two other dates
+    assert np.isnan(raw[1, 0, 0, 0])  # the caller's array is left alone
+    _, _, _, _, placed = series_on_dates(raw, masks, np.ones((2, 2), bool), dates, dates, False, NODATA)
+    assert placed[1, 0, 0, 0] == NODATA
