@@ -65,12 +65,12 @@ def predict(model: dict, features: np.ndarray, all_labels: list[int], threads: i
     """Labels, confidence (0-100) and probabilities (n, n_all_labels, float32) of feature rows.
 
     Random forests, extra trees and decision trees go through the compiled kernel of
-    :mod:`iota2.core.tree_ensemble` (scikit-learn's probabilities, faster); other learners, and features
+    :mod:`iota2.core.tree_ensemble` (scikit-learn's probabilities, faster; ``model["forest"]`` when the model
+    file came with its node arrays, see :func:`iota2.builders.learning.load_model`); other learners, and features
     with NaN or infinite values, through the estimator's ``predict_proba`` in batches (small enough to
     stay cache-friendly for tree ensembles), spread over ``threads`` threads. ``compiled=False`` forces the
     latter (used by the benchmark to time both).
     """
-    estimator = model["estimator"]
     classes = np.asarray(model["classes"])
     columns = np.searchsorted(np.asarray(all_labels), classes)
     n = len(features)
@@ -84,12 +84,13 @@ def predict(model: dict, features: np.ndarray, all_labels: list[int], threads: i
         confidence[start:stop] = np.rint(proba[np.arange(stop - start), best] * 100).astype(np.uint8)
         proba_all[start:stop, columns] = proba
 
-    forest = compiled_forest(estimator) if compiled else None
+    forest = (model.get("forest") or compiled_forest(model["estimator"])) if compiled else None
     if forest is not None and np.isfinite(features).all():
         for start in range(0, n, COMPILED_BATCH):  # bounds the float64 probabilities to 256 Ki pixels
             stop = min(n, start + COMPILED_BATCH)
             store(start, stop, forest.predict_proba(features[start:stop], threads))
         return labels, confidence, proba_all
+    estimator = model["estimator"]  # a loaded model reads it from its file only now
     _single_threaded(estimator)
 
     def run(start: int) -> None:

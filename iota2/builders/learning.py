@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 import logging
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.plugins import classifiers
 from iota2.core.raster import atomic_output
 from iota2.core.scheduler import task_threads
+from iota2.core.tree_ensemble import CompiledForest
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_MODEL = "RandomForestClassifier"
@@ -26,7 +27,52 @@ FRAMEWORK_KEYS = {"model_type", "standardization", "cross_validation_folds", "cr
 
 
 def model_path(output_path, region: str, run: int) -> Path:
-    return Path(output_path) / "model" / f"model_{region}_seed_{run}.pkl"
+    """``model/model_<R>_seed_<S>.skops``: the fitted learner (skops format: loading it runs no code)."""
+    return Path(output_path) / "model" / f"model_{region}_seed_{run}.skops"
+
+
+def forest_path(path: Path) -> Path:
+    """``model_<R>_seed_<S>_forest.npz`` next to the model: the node arrays of a tree ensemble, what the
+    classification loads (no scikit-learn object to rebuild)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_forest.npz")
+
+
+def summary_path(path: Path) -> Path:
+    """``model_<R>_seed_<S>.json``: the readable summary, which also records the digests of the model files."""
+    return Path(path).with_suffix(".json")
+
+
+BUILTIN_TRUSTED_TYPES = (
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.metrics._dist_metrics.ManhattanDistance64",
+    "sklearn.metrics._dist_metrics.ChebyshevDistance64",
+    "sklearn.metrics._dist_metrics.MinkowskiDistance64",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+)
+"""Types, besides those skops trusts by default (scikit-learn estimators, numpy, scipy, builtins), that the fitted
+built-in learners hold."""
+
+
+def trusted_types() -> frozenset[str]:
+    """Types a model file may hold: :data:`BUILTIN_TRUSTED_TYPES`, every registered learner class, and the types a
+    learner plugin lists in a ``trusted_types`` attribute of what it registers."""
+    names = set(BUILTIN_TRUSTED_TYPES)
+    for factory in classifiers().values():
+        names.update(getattr(factory, "trusted_types", ()) or ())
+        if inspect.isclass(factory):
+            names.add(f"{factory.__module__}.{factory.__qualname__}")
+    return frozenset(names)
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def estimator_settings(config) -> tuple[str, dict]:
@@ -87,7 +133,8 @@ def build_estimator(config, run: int):
 
 
 def train_model(config: dict, region: str, run: int, output_path: str) -> None:
-    """Fit the model of ``region`` and ``run``; write ``model/model_<R>_seed_<S>.pkl`` (+ ``.json`` summary)."""
+    """Fit the model of ``region`` and ``run``; write ``model/model_<R>_seed_<S>.skops`` (+ ``_forest.npz`` for
+    tree ensembles, + ``.json`` summary with the files' digests)."""
     config = Config(config)
     field = config["chain"]["data_field"].lower()
     path = samples_path(output_path, region, run, config["arg_train"]["samples_format"])
@@ -123,35 +170,147 @@ def train_model(config: dict, region: str, run: int, output_path: str) -> None:
         _write_text(cv_path, json.dumps(report, indent=2, default=str))
     else:
         estimator.fit(features, labels)
-    model = {"estimator": estimator, "feature_names": feature_names, "classes": classes.tolist(),
-             "region": region, "run": run}
-    target = model_path(output_path, region, run)
-    with atomic_output(target) as tmp:
-        with open(tmp, "wb") as handle:
-            pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    _write_text(target.with_suffix(".json"), json.dumps(
-        {"learner": type(estimator).__name__, "classes": classes.tolist(), "n_samples": int(len(labels)),
-         "n_features": len(feature_names), "samples_per_class": pd.Series(labels).value_counts().sort_index()
-         .to_dict(), **report}, indent=2, default=str))
+    save_model(model_path(output_path, region, run),
+               {"estimator": estimator, "feature_names": feature_names, "classes": classes.tolist(), "region": region,
+                "run": run},
+               {"learner": type(estimator).__name__, "classes": classes.tolist(), "n_samples": int(len(labels)),
+                "n_features": len(feature_names), "samples_per_class": pd.Series(labels).value_counts().sort_index()
+                .to_dict(), **report})
     LOGGER.info("region %s run %d: %s fitted on %d samples x %d features", region, run, type(estimator).__name__,
                 len(labels), len(feature_names))
 
 
-def load_model(path: Path) -> dict:
-    """Load a model file; kept in memory per process (keyed by path, size and modification time) so the
-    chunks a worker classifies do not each unpickle the same forest."""
-    stat = Path(path).stat()
-    return _load_model(str(path), stat.st_size, stat.st_mtime_ns)
+def save_model(target: Path, model: dict, summary: dict | None = None) -> None:
+    """Write ``model`` (estimator, feature names, classes, region, run) with skops to ``target``, for a tree
+    ensemble its node arrays to :func:`forest_path`, and last the :func:`summary_path` JSON: ``summary``, the
+    feature names, classes, region, run and ``files``, the sha256 of each file written."""
+    target = Path(target)
+    files = _save_files(target, model)
+    _write_text(summary_path(target), json.dumps(
+        {**(summary or {}), "feature_names": list(model["feature_names"]), "classes": list(model["classes"]),
+         "region": model.get("region"), "run": model.get("run"), "files": files}, indent=2, default=str))
+
+
+def _save_files(target: Path, model: dict) -> dict[str, str]:
+    import skops.io
+
+    forest = CompiledForest.from_estimator(model["estimator"], need_kernel=False)
+    files = {}
+    with atomic_output(target) as tmp:
+        skops.io.dump(model, tmp)
+        files[target.name] = _digest(tmp)
+    npz = forest_path(target)
+    arrays = forest.arrays() if forest is not None else None
+    if arrays is None:
+        npz.unlink(missing_ok=True)
+        return files
+    with atomic_output(npz) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        files[npz.name] = _digest(tmp)
+    return files
+
+
+class LoadedModel(dict):
+    """A model as the classification uses it: ``feature_names``, ``classes``, ``region``, ``run``, ``forest`` (a
+    :class:`CompiledForest` or None) and ``estimator``, read from the skops file only when first asked for (a
+    tree ensemble is applied from its node arrays)."""
+
+    def __init__(self, path: Path, summary: dict, forest: CompiledForest | None):
+        super().__init__(feature_names=list(summary["feature_names"]), classes=list(summary["classes"]),
+                         region=summary.get("region"), run=summary.get("run"), forest=forest)
+        self.path = path
+        self.digests = summary["files"]
+
+    def __missing__(self, key):
+        if key != "estimator":
+            raise KeyError(key)
+        self["estimator"] = _load_estimator(self.path, self.digests)
+        return self["estimator"]
+
+
+def _refuse(path: Path, why: str) -> InputDataError:
+    return InputDataError(f"model {path} {why}; run the 'learning' group again (chain.first_step: learning) to "
+                          "rewrite it")
+
+
+def _check_digest(path: Path, digests: dict, summary: Path) -> None:
+    if not path.exists():
+        raise _refuse(path, "is missing")
+    if digests.get(path.name) != _digest(path):
+        raise _refuse(path, f"was modified after training (its digest differs from the one recorded in {summary})")
+
+
+def _load_estimator(path: Path, digests: dict):
+    import skops.io
+
+    _check_digest(path, digests, summary_path(path))
+    try:
+        found = skops.io.get_untrusted_types(file=path)
+        untrusted = sorted(set(found) - trusted_types())
+        if untrusted:
+            raise _refuse(path, f"holds types no installed learner declares ({', '.join(untrusted)}); it was not "
+                                "loaded")
+        model = skops.io.load(path, trusted=found)
+    except InputDataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - not a skops file, or from an incompatible version
+        raise _refuse(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(model, dict) or "estimator" not in model:
+        raise _refuse(path, "is not an iota2 model")
+    return model["estimator"]
+
+
+def load_model(path: Path) -> LoadedModel:
+    """Load a model; kept in memory per process (keyed by the files' paths, sizes and modification times) so the
+    chunks a worker classifies do not each read the same forest.
+
+    Nothing in the files is executed: the skops file is read with the types of :func:`trusted_types` only, the
+    forest's arrays without pickle, and both must have the digests recorded at training in the ``.json`` summary.
+
+    Raises
+    ------
+    InputDataError
+        A file is missing, modified after training, unreadable or holds untrusted types; the message names it and
+        says to run the learning step again.
+    """
+    path = Path(path)
+    keys = []
+    for file in (path, summary_path(path), forest_path(path)):
+        try:
+            stat = file.stat()
+            keys.append((stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            keys.append(None)
+    return _load_model(str(path), tuple(keys))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_model(path: str, size: int, mtime_ns: int) -> dict:
+def _load_model(path: str, keys: tuple) -> LoadedModel:
+    path = Path(path)
+    if keys[0] is None:
+        raise _refuse(path, "does not exist")
     try:
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
-    except Exception as exc:  # noqa: BLE001 - truncated, overwritten or from an incompatible version
-        raise InputDataError(f"model {path} cannot be read ({type(exc).__name__}: {exc}); run the 'learning' "
-                             "group again (chain.first_step: learning) to rewrite it") from exc
+        summary = json.loads(summary_path(path).read_text(encoding="utf-8"))
+        digests = summary["files"]
+        summary["feature_names"], summary["classes"]  # noqa: B018 - required keys
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _refuse(path, f"has no readable summary with its digests ({summary_path(path)}: "
+                            f"{type(exc).__name__}: {exc})") from exc
+    if path.name not in digests:
+        raise _refuse(path, f"is not listed in {summary_path(path)}")
+    forest = None
+    npz = forest_path(path)
+    if npz.name in digests:
+        _check_digest(npz, digests, summary_path(path))
+        try:
+            forest = CompiledForest.load(npz)
+        except (OSError, ValueError, KeyError) as exc:
+            raise _refuse(npz, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+    model = LoadedModel(path, summary, forest)
+    if forest is None:
+        model["estimator"]  # noqa: B018 - read now: every pixel needs it
+    return model
 
 
 def _write_text(path: Path, text: str) -> None:

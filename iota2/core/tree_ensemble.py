@@ -19,9 +19,11 @@ through scikit-learn unchanged.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 import weakref
+from pathlib import Path
 
 import numpy as np
 
@@ -128,11 +130,14 @@ class CompiledForest:
             leaves_so_far += len(values)
         self.leaf_fractions = np.concatenate(fractions)
 
+    ARRAYS = ("roots", "depths", "feature", "threshold", "child", "leaf_row", "leaf_fractions")
+    """The node arrays that :meth:`save` writes."""
+
     @classmethod
-    def from_estimator(cls, estimator) -> CompiledForest | None:
+    def from_estimator(cls, estimator, need_kernel: bool = True) -> CompiledForest | None:
         """A compiled copy of ``estimator`` (or of the last step of a pipeline), or None when the kernel does
-        not cover it (numba missing, another learner, multi-output)."""
-        if _kernel() is None:
+        not cover it (numba missing unless ``need_kernel`` is false, another learner, multi-output)."""
+        if need_kernel and _kernel() is None:
             return None
         preprocess = None
         final = estimator
@@ -144,11 +149,75 @@ class CompiledForest:
             return None
         return cls(trees, len(final.classes_), preprocess)
 
+    def arrays(self) -> dict[str, np.ndarray] | None:
+        """What :meth:`save` writes: the node arrays, a JSON ``header`` and the scaler's ``scaler_mean`` /
+        ``scaler_scale``; None when a pipeline step before the trees is not a single ``StandardScaler`` (the only
+        preprocessing stored as arrays)."""
+        scaler = {}
+        if self.preprocess is not None:
+            steps = [step for _, step in self.preprocess.steps]
+            if len(steps) != 1 or type(steps[0]).__name__ != "StandardScaler" \
+                    or type(steps[0]).__module__.split(".")[0] != "sklearn":
+                return None
+            for name in ("mean_", "scale_"):
+                if getattr(steps[0], name, None) is not None:
+                    scaler[f"scaler_{name.rstrip('_')}"] = np.asarray(getattr(steps[0], name), np.float64)
+        header = json.dumps({"format": "iota2-compiled-forest", "version": 1, "n_classes": self.n_classes,
+                             "n_features": int(self.feature.max(initial=0)) + 1})
+        return {"header": np.array(header), **{name: getattr(self, name) for name in self.ARRAYS}, **scaler}
+
+    def save(self, path: str | Path) -> bool:
+        """Write :meth:`arrays` to ``path`` (``.npz``: nothing is executed on load); False, writing nothing, when
+        they are None."""
+        arrays = self.arrays()
+        if arrays is None:
+            return False
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays)
+        return True
+
+    @classmethod
+    def load(cls, path: str | Path) -> CompiledForest | None:
+        """A forest written by :meth:`save` (no pickle: ``allow_pickle=False``), or None when the kernel is not
+        available. Raises ``ValueError`` for a file that is not such a forest."""
+        if _kernel() is None:
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            if header.get("format") != "iota2-compiled-forest" or header.get("version") != 1:
+                raise ValueError(f"not a compiled forest of this version: {header}")
+            forest = cls.__new__(cls)
+            forest.n_classes = int(header["n_classes"])
+            n_features = int(header["n_features"])
+            for name in cls.ARRAYS:
+                setattr(forest, name, np.ascontiguousarray(data[name]))
+            forest.preprocess = None
+            if "scaler_mean" in data or "scaler_scale" in data:
+                forest.preprocess = _Standardize(data["scaler_mean"] if "scaler_mean" in data else None,
+                                                 data["scaler_scale"] if "scaler_scale" in data else None)
+        dtypes = {"roots": np.int32, "depths": np.int32, "feature": np.int32, "threshold": np.float32,
+                  "child": np.int32, "leaf_row": np.int32, "leaf_fractions": np.float64}
+        for name, dtype in dtypes.items():
+            if getattr(forest, name).dtype != dtype:
+                raise ValueError(f"array {name} is {getattr(forest, name).dtype}, not {np.dtype(dtype)}")
+        nodes = len(forest.feature)
+        if not (len(forest.threshold) == len(forest.child) == len(forest.leaf_row) == nodes) or \
+                forest.leaf_fractions.ndim != 2 or forest.leaf_fractions.shape[1] != forest.n_classes or \
+                (nodes and (forest.feature.min() < 0 or forest.feature.max() >= n_features or forest.child.min() < 0
+                            or forest.child.max() >= nodes or forest.roots.max() >= nodes or len(forest.roots) !=
+                            len(forest.depths) or forest.leaf_row.max() >= len(forest.leaf_fractions)
+                            or forest.leaf_row.min() < 0)):
+            raise ValueError("node arrays of inconsistent sizes or indices out of range")
+        return forest
+
     def predict_proba(self, features: np.ndarray, threads: int = 1) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` float64, in the estimator's ``classes_`` order."""
         if self.preprocess is not None:
             features = self.preprocess.transform(features)
         features = np.ascontiguousarray(features, dtype=np.float32)
+        if len(self.feature) and features.shape[1] <= int(self.feature.max()):
+            raise ValueError(f"{features.shape[1]} features for a forest that splits on feature "
+                             f"{int(self.feature.max())}")
         out = np.empty((len(features), self.n_classes), np.float64)
         kernel = _kernel()
         with _KERNEL_LOCK:
@@ -156,6 +225,23 @@ class CompiledForest:
             kernel.forest_proba(features, self.roots, self.depths, self.feature, self.threshold, self.child,
                                 self.leaf_row, self.leaf_fractions, out)
         return out
+
+
+class _Standardize:
+    """``StandardScaler.transform`` from its ``mean_`` and ``scale_`` arrays, with the same float operations
+    (in place on a float32 copy, each step computed in float64 and stored in float32)."""
+
+    def __init__(self, mean: np.ndarray | None, scale: np.ndarray | None):
+        self.mean = mean
+        self.scale = scale
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        features = np.array(features, dtype=np.float32 if features.dtype == np.float32 else np.float64)
+        if self.mean is not None:
+            features -= self.mean
+        if self.scale is not None:
+            features /= self.scale
+        return features
 
 
 def compiled_forest(estimator) -> CompiledForest | None:

@@ -1,5 +1,8 @@
 """Model files."""
 
+import hashlib
+import json
+
 import pytest
 
 from iota2.builders.learning import load_model
@@ -7,7 +10,14 @@ from iota2.core.errors import InputDataError
 
 
 def test_an_unreadable_model_names_the_file_and_the_step_to_run_again(tmp_path):
-    path = tmp_path / "model_1_seed_0.pkl"
+    path = tmp_path / "model_1_seed_0.skops"
     path.write_bytes(b"garbage\n")
-    with pytest.raises(InputDataError, match="model_1_seed_0.pkl cannot be read .*first_step: learning"):
+    (tmp_path / "model_1_seed_0.json").write_text(json.dumps(
+        {"feature_names": ["a"], "classes": [1, 2], "files": {path.name: hashlib.sha256(b"garbage\n").hexdigest()}}))
+    with pytest.raises(InputDataError, match="model_1_seed_0.skops cannot be read .*first_step: learning"):
         load_model(path)
+
+
+def test_a_missing_model_names_the_file_and_the_step_to_run_again(tmp_path):
+    with pytest.raises(InputDataError, match="model_1_seed_0.skops does not exist.*first_step: learning"):
+        load_model(tmp_path / "model_1_seed_0.skops")
