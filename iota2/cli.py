@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import datetime
 import difflib
 import logging
-import os
-import shutil
+import signal
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 from iota2.core.config import Config, load_config, reference_markdown
 from iota2.core.errors import ConfigError, Iota2Error, TaskFailedError
-from iota2.core.graph import Graph
+from iota2.core.graph import STATUS_FILE, Graph, TaskStatus
+from iota2.core.output_folder import (INCOMPLETE_NOTE, MARKER, PREVIOUS_FINAL, RunLock, check_output_folder,
+                                      mark_output_folder, remove_incomplete_note, remove_outputs,
+                                      set_aside_previous_products, write_incomplete_note)
 from iota2.core.raster import atomic_output
 from iota2.core.scheduler import SCHEDULER_TYPES, execute, make_cluster
 
@@ -67,10 +72,10 @@ def select_builders(config: Config, parallel_tasks: int = 1) -> list:
     return selected
 
 
-def prepare_run(config: Config, parallel_tasks: int = 1) -> list[tuple[object, Graph, list[str]]]:
-    """Check inputs and build, for each builder, its graph restricted to the selected groups."""
+def prepare_run(builders: list, config: Config) -> list[tuple[object, Graph, list[str]]]:
+    """Check inputs and build, for each builder, its graph and the groups selected by first/last_step."""
     plans = []
-    for builder in select_builders(config, parallel_tasks):
+    for builder in builders:
         builder.check_inputs()
         graph = builder.build_graph()
         groups = graph.select_groups(config["chain"].get("first_step"), config["chain"].get("last_step"))
@@ -78,89 +83,138 @@ def prepare_run(config: Config, parallel_tasks: int = 1) -> list[tuple[object, G
     return plans
 
 
-def check_output_path(path: str) -> None:
-    """``chain.output_path`` must be a folder, or a folder that can be created."""
-    output = Path(path)
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"chain.output_path = '{output}' is a file; set it to a folder (existing or to create)")
-    existing = next(p for p in (output, *output.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"chain.output_path = '{output}': {existing} is not a folder you can write to; choose "
-                          "another output_path")
+def _name_the_file(config: Config, exc: ConfigError) -> ConfigError:
+    """A key checked by a builder: the message names the configuration file."""
+    if config.path and config.path not in str(exc):
+        return ConfigError(f"{config.path}: {exc}")
+    return exc
+
+
+def _interrupt(signum, frame):  # noqa: ARG001 - signal handler
+    """First Ctrl-C: stop the run (cleanly: workers closed, journal kept); later ones are ignored meanwhile."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if not args.only_summary:
-        check_output_path(config["chain"]["output_path"])
-    starting = None
-    if args.scheduler_type in ("Slurm", "PBS"):
-        import dask_jobqueue  # noqa: F401 - sets a signal handler when imported: only the main thread may
-    if not args.only_summary and args.scheduler_type != "debug":
-        # start the dask workers while the inputs are checked and the graph is built
-        starting = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(
-            make_cluster, args.scheduler_type, args.nb_parallel_tasks, config)
-    try:
-        plans = prepare_run(config, args.nb_parallel_tasks if args.scheduler_type != "debug" else 1)
-    except BaseException as exc:
-        if starting is not None:
-            starting.result().close()
-        if isinstance(exc, ConfigError) and config.path and config.path not in str(exc):
-            raise ConfigError(f"{config.path}: {exc}") from exc  # a key checked by a builder: name the file
-        raise
-    cluster = None
-    if starting is not None:  # a local cluster still starting: the first tasks run in this process meanwhile
-        cluster = starting if args.scheduler_type == "localCluster" else starting.result()
-    if args.scheduler_type == "debug" and not args.only_summary:
-        from iota2.core.allocator import reuse_freed_memory
-
-        reuse_freed_memory()  # tasks run in this process (workers do it in their preload)
+    parallel_tasks = args.nb_parallel_tasks if args.scheduler_type != "debug" else 1
+    if args.nb_parallel_tasks < 1:
+        raise ConfigError(f"-nb_parallel_tasks {args.nb_parallel_tasks}: use 1 or more")
+    try:  # every configuration check, before any cluster starts or any file is written
+        builders = select_builders(config, parallel_tasks)
+        for builder in builders:
+            builder.check_config()
+    except ConfigError as exc:
+        raise _name_the_file(config, exc) from exc
     if args.only_summary:
+        try:
+            plans = prepare_run(builders, config)
+        except ConfigError as exc:
+            raise _name_the_file(config, exc) from exc
         for builder, graph, groups in plans:
             print(f"Builder {type(builder).__name__}")
             print(graph.summary(groups))
         if args.scheduler_type in ("Slurm", "PBS"):
+            import dask_jobqueue  # noqa: F401 - sets a signal handler when imported: only the main thread may
+
             cluster = make_cluster(args.scheduler_type, args.nb_parallel_tasks, config, dry_run=True)
             try:
                 print(f"Job script ({args.nb_parallel_tasks} job(s), one worker each):\n{cluster.job_script()}")
             finally:
                 cluster.close()
         return 0
-    output = Path(config["chain"]["output_path"])
-    for builder, graph, groups in plans:
-        starts_at_beginning = groups[0] == graph.groups[0]
-        if config["chain"]["remove_output_path"] and starts_at_beginning and not args.restart and output.exists():
-            LOGGER.warning("chain.remove_output_path is true: deleting the content of %s", output)
-            for child in output.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-        output.mkdir(parents=True, exist_ok=True)
-        for stale in output.rglob(".*.tmp*"):  # left by a killed run; never taken as a finished output
-            stale.unlink()
-        with atomic_output(output / "config_resolved.yaml") as tmp:
-            tmp.write_text(config.to_yaml(), encoding="utf-8")
-        log_file = logging.FileHandler(output / "iota2.log", encoding="utf-8")
-        log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(log_file)
-        selected = graph.subgraph(groups)
-        start = time.perf_counter()
-        LOGGER.info("%s: %d tasks in groups %s", type(builder).__name__, len(selected.tasks), ", ".join(groups))
-        try:
-            states = execute(selected, output, args.scheduler_type, args.nb_parallel_tasks, restart=args.restart,
-                             allowed_retry=config["task_retry_limits"]["allowed_retry"],
-                             log_level=config["chain"]["log_file_level"], config=config,
-                             progress=not args.no_progress, cluster=cluster)
-            cluster = None  # closed by execute; a second builder starts its own
-        finally:
-            logging.getLogger().removeHandler(log_file)
-            log_file.close()
-        done = sum(1 for state in states.values() if state == "done")
-        where = f"outputs in {output / 'final'}"
-        if groups[-1] != graph.groups[-1]:
-            following = graph.groups[graph.groups.index(groups[-1]) + 1]
-            where = (f"stopped after group '{groups[-1]}' (chain.last_step), outputs under {output}; go on with "
-                     f"chain.first_step: {following}")
-        print(f"iota2: {type(builder).__name__} finished: {done} tasks done in {time.perf_counter() - start:.1f} s; "
-              f"{where}", file=sys.stderr)
+    output = check_output_folder(config)
+    created = not output.exists()
+    lock = RunLock(output)
+    lock.acquire()
+    try:
+        return _run_locked(args, config, builders, output)
+    finally:
+        lock.release()
+        if created and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # refused before anything ran: leave no trace
+
+
+def _run_locked(args: argparse.Namespace, config: Config, builders: list, output: Path) -> int:
+    """The run itself, once the output folder is checked and locked."""
+    starting = None
+    if args.scheduler_type in ("Slurm", "PBS"):
+        import dask_jobqueue  # noqa: F401 - sets a signal handler when imported: only the main thread may
+    status = TaskStatus(output / STATUS_FILE)
+    if args.scheduler_type != "debug":
+        # start the dask workers while the inputs are checked and the graph is built
+        starting = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(
+            make_cluster, args.scheduler_type, args.nb_parallel_tasks, config)
+    try:
+        plans = prepare_run(builders, config)
+        fresh = config["chain"]["remove_output_path"] and not args.restart
+        for _builder, graph, groups in plans:
+            if groups[0] != graph.groups[0] and not fresh:  # earlier groups' outputs must be there, up to date
+                graph.check_prerequisites(groups, status)
+    except BaseException as exc:
+        if starting is not None:
+            starting.result().close()
+        if isinstance(exc, ConfigError):
+            raise _name_the_file(config, exc) from exc
+        raise
+    cluster = None
+    if starting is not None:  # a local cluster still starting: the first tasks run in this process meanwhile
+        cluster = starting if args.scheduler_type == "localCluster" else starting.result()
+    if args.scheduler_type == "debug":
+        from iota2.core.allocator import reuse_freed_memory
+
+        reuse_freed_memory()  # tasks run in this process (workers do it in their preload)
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    try:
+        for builder, graph, groups in plans:
+            starts_at_beginning = groups[0] == graph.groups[0]
+            if config["chain"]["remove_output_path"] and starts_at_beginning and not args.restart \
+                    and (output / MARKER).exists():
+                kept = remove_outputs(output, getattr(builder, "output_entries", ()))
+                LOGGER.warning("chain.remove_output_path is true: deleted the outputs of earlier runs in %s%s", output,
+                               f" (kept what iota2 did not write: {', '.join(kept)})" if kept else "")
+            mark_output_folder(output)
+            for stale in output.rglob(".*.tmp*"):  # left by a killed run; never taken as a finished output
+                stale.unlink()
+            moved = starts_at_beginning and not args.restart and set_aside_previous_products(output)
+            if moved:
+                LOGGER.warning("the products of the previous run were moved from %s to %s; this run writes new ones",
+                               output / "final", output / PREVIOUS_FINAL)
+            write_incomplete_note(output, started)
+            with atomic_output(output / "config_resolved.yaml") as tmp:
+                tmp.write_text(config.to_yaml(), encoding="utf-8")
+            log_file = logging.FileHandler(output / "iota2.log", encoding="utf-8")
+            log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            logging.getLogger().addHandler(log_file)
+            selected = graph.subgraph(groups)
+            start = time.perf_counter()
+            LOGGER.info("%s: %d tasks in groups %s", type(builder).__name__, len(selected.tasks), ", ".join(groups))
+            given, cluster = cluster, None  # closed by execute; a second builder starts its own
+            try:
+                states = execute(selected, output, args.scheduler_type, args.nb_parallel_tasks, restart=args.restart,
+                                 allowed_retry=config["task_retry_limits"]["allowed_retry"],
+                                 log_level=config["chain"]["log_file_level"], config=config,
+                                 progress=not args.no_progress, cluster=given)
+            except TaskFailedError as exc:
+                where = (f"final/ holds none of the previous run's products (moved to {PREVIOUS_FINAL}/)" if moved
+                         else f"products in final/ may be out of date (final/{INCOMPLETE_NOTE} says so)")
+                raise TaskFailedError(f"{exc}; {where}") from None
+            finally:
+                logging.getLogger().removeHandler(log_file)
+                log_file.close()
+            done = sum(1 for state in states.values() if state == "done")
+            where = f"outputs in {output / 'final'}"
+            if groups[-1] != graph.groups[-1]:
+                following = graph.groups[graph.groups.index(groups[-1]) + 1]
+                where = (f"stopped after group '{groups[-1]}' (chain.last_step), outputs under {output}; go on with "
+                         f"chain.first_step: {following}")
+            print(f"iota2: {type(builder).__name__} finished: {done} tasks done in {time.perf_counter() - start:.1f} s; "
+                  f"{where}", file=sys.stderr)
+        remove_incomplete_note(output)
+    finally:
+        if cluster is not None:  # interrupted before execute took it over
+            (cluster.result() if isinstance(cluster, concurrent.futures.Future) else cluster).close()
     return 0
 
 
@@ -188,11 +242,26 @@ def config_reference_command(argv: list[str]) -> int:
     return 0
 
 
+DEMO_MIN_SIZE, DEMO_MAX_SIZE = 40, 10980
+
+
+def _demo_size(text: str) -> int:
+    """``--size`` of ``iota2 demo``: an even number of pixels the generator and the chain can use."""
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of pixels") from None
+    if size % 2 or not DEMO_MIN_SIZE <= size <= DEMO_MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"{size}: use an even number from {DEMO_MIN_SIZE} to {DEMO_MAX_SIZE}")
+    return size
+
+
 def demo_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="iota2 demo", description="Generate the demo data set (two THEIA-like "
                                      "Sentinel-2 tiles, ground truth, nomenclature) and run the classification chain.")
     parser.add_argument("--out", default="demo_output", help="folder for the demo data and outputs")
-    parser.add_argument("--size", type=int, default=300, help="tile size in pixels (10 m)")
+    parser.add_argument("--size", type=_demo_size, default=300, help=f"tile size in pixels (10 m): an even number "
+                        f"from {DEMO_MIN_SIZE} to {DEMO_MAX_SIZE} (default: %(default)s)")
     parser.add_argument("-scheduler_type", default="localCluster", choices=SCHEDULER_TYPES)
     parser.add_argument("-nb_parallel_tasks", type=int, default=2)
     parser.add_argument("-no_progress", action="store_true", help="no progress bar")
@@ -212,6 +281,13 @@ def demo_command(argv: list[str]) -> int:
 COMMANDS = {"plugins": plugins_command, "config-reference": config_reference_command, "demo": demo_command}
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+    """Python warnings of the libraries, on the console as one ``iota2: WARNING:`` line (tasks' own warnings
+    go to their logs)."""
+    text = str(message).strip().splitlines()
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, text[0] if text else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="iota2: %(levelname)s: %(message)s")
@@ -219,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         handler.setLevel(logging.WARNING)  # the console shows warnings; task details go to the task logs
     logging.getLogger("iota2").setLevel(logging.INFO)
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGINT, _interrupt) if in_main_thread else None
+    previous_showwarning = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         if argv and argv[0] in COMMANDS:
             return COMMANDS[argv[0]](argv[1:])
@@ -233,12 +313,19 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"unknown command {argv[0]!r}{f'; did you mean {close[0]!r}?' if close else ''} "
                               f"(commands: {', '.join(known)}; or run a workflow with -config FILE)")
         return run(run_parser().parse_args(argv))
+    except KeyboardInterrupt:
+        print("iota2: interrupted; resume with -restart", file=sys.stderr)
+        return 130
     except TaskFailedError as exc:
         print(f"iota2: error: {exc}", file=sys.stderr)
         return 1
     except Iota2Error as exc:
         print(f"iota2: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = previous_showwarning
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous_handler)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,17 @@ class Builder:
     groups: list[str] = []
     #: (section, key) pairs that must be set for this builder
     mandatory_keys: list[tuple[str, str]] = []
+    #: names of the top-level files and folders this builder writes in ``chain.output_path``: the only ones
+    #: ``chain.remove_output_path`` deletes (with the run files of every run)
+    output_entries: tuple[str, ...] = ()
 
     def __init__(self, config, parallel_tasks: int = 1):
         self.config = config
         #: tasks the scheduler runs at once; builders may use it to balance chunks
         self.parallel_tasks = parallel_tasks
+
+    def check_config(self) -> None:
+        """Checks of the configuration alone (no file read), run before any cluster starts."""
 
     def check_inputs(self) -> None:
         """Cheap checks of the inputs (headers, vector attributes) before any task runs."""

@@ -2,9 +2,11 @@
 once and compiles the forest kernel (or loads it from numba's cache), while the driver is still checking
 inputs, so the first task of a worker does not pay for them; keeps freed memory for the next chunk
 (:mod:`iota2.core.allocator`); keeps dask's failed-task tracebacks off the console (they are in the task's
-log)."""
+log); leaves Ctrl-C to the driver."""
 
+import contextlib
 import logging
+import signal
 
 import geopandas  # noqa: F401
 import pyogrio  # noqa: F401
@@ -22,6 +24,9 @@ def _not_a_task_failure(record) -> bool:
 
 
 logging.getLogger("distributed.worker").addFilter(_not_a_task_failure)
+with contextlib.suppress(ValueError):  # not the main thread: nothing to do
+    # Ctrl-C in a terminal reaches every process of the group: the driver stops the run and closes the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 reuse_freed_memory()
 get_plugin_manager()
 warm_up()

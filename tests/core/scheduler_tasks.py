@@ -35,3 +35,11 @@ def record_pid(path: str, text: str, delay: float = 0.0) -> None:
     import os
 
     append(path, f"{text}@{os.getpid()}", delay)
+
+
+def warn_like_a_library(path: str) -> None:
+    """Raise a library-style ``FutureWarning`` and finish."""
+    import warnings
+
+    warnings.warn("parameter 'x' will change its default in 2.0", FutureWarning, stacklevel=1)
+    append(path, "warned")

@@ -216,3 +216,13 @@ def test_a_cluster_that_fails_to_start_is_reported(tmp_path):
     starting = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(broken)
     with pytest.raises(RuntimeError, match="no room for workers"):
         execute(graph, tmp_path / "out", "localCluster", 2, progress=False, cluster=starting)
+
+
+def test_library_warnings_of_a_task_go_to_its_log(tmp_path, capsys):
+    graph = Graph(["g"])
+    graph.add_step("s", "g", "step")
+    graph.add_task("warns", "s", "scheduler_tasks:warn_like_a_library", {"path": str(tmp_path / "trace.txt")})
+    execute(graph, tmp_path / "out", "debug", progress=False)
+    assert "FutureWarning" not in capsys.readouterr().err
+    log = (tmp_path / "out" / "logs" / "s" / "warns.log").read_text()
+    assert "FutureWarning: parameter 'x' will change its default in 2.0" in log

@@ -1,0 +1,125 @@
+"""Runs that never lie: -restart sees configuration changes, first_step needs the earlier outputs, a failed
+rerun never passes the previous products off as current, Ctrl-C stops cleanly, library warnings stay in the
+task logs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iota2.cli import main
+from iota2.core.graph import STATUS_FILE
+from iota2.core.output_folder import INCOMPLETE_NOTE, LOCK, PREVIOUS_FINAL
+
+
+def _run(config: Path, *extra: str) -> int:
+    return main(["-config", str(config), "-scheduler_type", "debug", "-no_progress", *extra])
+
+
+def _starts(out: Path, step: str, task: str) -> int:
+    """How many times a task started (its log is appended at each run)."""
+    log = out / "logs" / step / f"{task}.log"
+    return log.read_text().count(" start ") if log.exists() else 0
+
+
+def _edit(config: Path, section: str, **values) -> None:
+    raw = yaml.safe_load(config.read_text())
+    raw.setdefault(section, {}).update(values)
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_restart_reruns_what_a_change_affects_and_a_failed_rerun_sets_products_aside(make_config, tmp_path,
+                                                                                     capsys):
+    config = make_config()
+    out = tmp_path / "out"
+    assert _run(config) == 0
+    assert not (out / "final" / INCOMPLETE_NOTE).exists() and not (out / LOCK).exists()
+    assert _run(config, "-restart") == 0  # nothing changed: nothing runs
+    assert _starts(out, "learning", "learning_region_1_seed_0") == 1
+
+    _edit(config, "scikit_models_parameters", n_estimators=10)  # read by learning only
+    assert _run(config, "-restart") == 0
+    assert _starts(out, "selection", "selection_region_1_seed_0") == 1
+    assert _starts(out, "learning", "learning_region_1_seed_0") == 2
+    assert _starts(out, "classification", "classification_T31TCJ_chunk_0") == 2
+    assert _starts(out, "report", "report") == 2
+    assert "n_estimators: 10" in (out / "config_resolved.yaml").read_text()
+
+    _edit(config, "arg_train", sample_selection={"sampler": "periodic", "strategy": "constant",
+                                                 "strategy.constant.nb": 100})
+    assert _run(config, "-restart") == 0
+    assert _starts(out, "ground_truth", "ground_truth") == 1
+    assert _starts(out, "selection", "selection_region_1_seed_0") == 2
+    assert _starts(out, "learning", "learning_region_1_seed_0") == 3
+
+    _edit(config, "arg_train", ratio=0.7)  # the polygon split: everything from the split on
+    assert _run(config, "-restart") == 0
+    assert _starts(out, "validity", "validity_T31TCJ") == 1
+    assert _starts(out, "ground_truth", "ground_truth") == 2
+    assert _starts(out, "confusion", "confusion_seed_0") == 4
+
+    # a rerun from scratch that fails: the previous products are moved aside, and the message says so
+    _edit(config, "scikit_models_parameters", n_estimators=-1)
+    capsys.readouterr()
+    assert _run(config) == 1
+    error = capsys.readouterr().err
+    assert f"moved to {PREVIOUS_FINAL}/" in error
+    assert not (out / "final" / "Classif_Seed_0.tif").exists()
+    assert (out / PREVIOUS_FINAL / "Classif_Seed_0.tif").exists()
+    assert (out / "final" / INCOMPLETE_NOTE).exists()
+    assert not (out / LOCK).exists()
+
+
+def test_first_step_on_missing_outputs_names_the_group_to_run(make_config, tmp_path, capsys):
+    config = make_config(chain={"first_step": "classification"})
+    assert _run(config) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "needs the outputs of group 'init'" in error[0]
+    assert "chain.first_step: init" in error[0]
+    assert not (tmp_path / "out" / "logs").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_then_restart_finishes(make_config, tmp_path):
+    config = make_config(python_data_managing={"chunk_size_mode": "split_number", "number_of_chunks": 12})
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "iota2.cli", "-config", str(config), "-scheduler_type", "localCluster",
+               "-nb_parallel_tasks", "2", "-no_progress"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 180
+    status = out / STATUS_FILE
+    while time.time() < deadline and process.poll() is None:
+        if status.exists() and "done extraction" in status.read_text():
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal does: the driver and its workers get it
+    _stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "iota2: interrupted; resume with -restart" in stderr
+    assert "Traceback" not in stderr, stderr
+    time.sleep(1.0)
+    with pytest.raises(ProcessLookupError):  # no worker left behind
+        os.killpg(process.pid, 0)
+    assert not (out / LOCK).exists()
+    result = subprocess.run(command + ["-restart"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (out / "final" / "Classif_Seed_0.tif").exists()
+    assert not (out / "final" / INCOMPLETE_NOTE).exists()
+
+
+def test_demo_size_is_checked_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--size", "51", "--generate-only"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "use an even number from 40" in error and "Traceback" not in error
