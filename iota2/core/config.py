@@ -33,7 +33,7 @@ MANDATORY = _MISSING
 
 #: Largest ``arg_train.runs``: each run is a full learning, classification and validation.
 MAX_RUNS = 1000
-#: Largest ``arg_train.random_seed`` (run S uses seed + S, and numpy / scikit-learn take seeds below 2**32).
+#: Largest ``arg_train.random_seed`` (numpy and scikit-learn take seeds below 2**32).
 MAX_SEED = 2 ** 31 - 1
 
 
@@ -188,8 +188,9 @@ CORE_SECTIONS: list[Section] = [
                       check=_between(1, MAX_RUNS, " (each run is a full learning, classification and validation)")),
         "ratio": Param("float", 0.5, "Share of polygons of each (region, class) put in the learning set.",
                        check=_ratio),
-        "random_seed": Param("int", None, "Base seed of the polygon split and of sample selection; run S uses "
-                             f"random_seed + S (0 to {MAX_SEED}). None: a fresh seed each run (not reproducible).",
+        "random_seed": Param("int", None, "Base seed of the polygon split, sample selection and learning; each run "
+                             "(and model) draws from its own stream derived from (random_seed, run) "
+                             f"(0 to {MAX_SEED}). None: a fresh seed each run (not reproducible).",
                              check=_between(0, MAX_SEED, " (numpy and scikit-learn take 32-bit seeds >= 0)")),
         "split_ground_truth": Param("bool", True, "If False every polygon is used for both learning and validation."),
         "cloud_threshold": Param("int", 0, "Keep ground-truth pixels seen clear at least this many times.",

@@ -344,6 +344,10 @@ class TimeSeriesStack(Sensor):
             no_data = np.zeros(values.shape[1:], dtype=bool)
             for value in {fill} | ({float(nodata)} if nodata is not None else set()):
                 no_data |= np.any(values == value, axis=0)
+            not_a_number = np.isnan(values).any(axis=0)
+            if not_a_number.any():
+                warn_once(LOGGER, "'%s' holds NaN values; these observations are treated as masked", path)
+                no_data |= not_a_number
             invalid = no_data.copy()
             mask = self.mask_files.get(date)
             if mask is not None:

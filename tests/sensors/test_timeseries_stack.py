@@ -80,6 +80,25 @@ def test_dates_grid_labels_and_values(tmp_path):
     assert np.array_equal(validity, data.validity) and np.array_equal(footprint, data.footprint)
 
 
+def test_nan_values_are_masked_with_one_warning(tmp_path, caplog):
+    transform = rasterio.transform.from_origin(500000.0, 4000000.0, 30.0, 30.0)
+    for index, date in enumerate(DATES):
+        data = np.stack([np.full((6, 6), 0.1 * (band + 1) + index, dtype=np.float32) for band in range(4)])
+        if index == 1:
+            data[2, 3, 3] = np.nan  # one band of one pixel
+        write(tmp_path / "stack" / "T1" / f"img_{date}.tif", data, transform, dtype="float32")
+    config = config_for(tmp_path / "stack", tmp_path / "out", mask_pattern=None)
+    sensor = TimeSeriesStack(config, "T1")
+    grid = sensor.reference_grid()
+    data = sensor.read(grid, Window(0, 0, 6, 6), DATES)
+    assert data.masks[1, 3, 3] and not data.masks[1, 3, 2]
+    assert not np.isnan(data.features).any()
+    red = next(index for index, label in enumerate(data.labels) if label.endswith("red_20180121"))
+    assert data.features[3, 3, red] == pytest.approx(1.3)  # filled in from the dates around it
+    sensor.read(grid, Window(0, 0, 6, 6), DATES)
+    assert caplog.text.count("holds NaN values") == 1
+
+
 def test_indices_and_files_named_by_tile(tmp_path):
     transform = rasterio.transform.from_origin(0.0, 100.0, 10.0, 10.0)
     for date, (red, nir) in {"2018-03-01": (1000, 3000), "2018-03-11": (2000, 2000)}.items():
