@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime
 import difflib
 import logging
@@ -26,7 +27,7 @@ from iota2.core.output_folder import (INCOMPLETE_NOTE, MARKER, PREVIOUS_FINAL, R
                                       mark_output_folder, remove_incomplete_note, remove_outputs,
                                       set_aside_previous_products, write_incomplete_note)
 from iota2.core.raster import atomic_output
-from iota2.core.scheduler import SCHEDULER_TYPES, execute, make_cluster
+from iota2.core.scheduler import SCHEDULER_TYPES, execute, make_cluster, start_worker_server
 
 LOGGER = logging.getLogger("iota2")
 
@@ -142,6 +143,8 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
     if args.scheduler_type in ("Slurm", "PBS"):
         import dask_jobqueue  # noqa: F401 - sets a signal handler when imported: only the main thread may
     status = TaskStatus(output / STATUS_FILE)
+    if args.scheduler_type == "localCluster":
+        start_worker_server()  # from this thread: the workers ignore Ctrl-C, which the driver handles
     if args.scheduler_type != "debug":
         # start the dask workers while the inputs are checked and the graph is built
         starting = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(
@@ -202,7 +205,8 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
                 raise TaskFailedError(f"{exc}; {where}") from None
             finally:
                 logging.getLogger().removeHandler(log_file)
-                log_file.close()
+                with contextlib.suppress(OSError):  # a full disk: the tasks' errors say so
+                    log_file.close()
             done = sum(1 for state in states.values() if state == "done")
             where = f"outputs in {output / 'final'}"
             if groups[-1] != graph.groups[-1]:
@@ -295,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.setLevel(logging.WARNING)  # the console shows warnings; task details go to the task logs
     logging.getLogger("iota2").setLevel(logging.INFO)
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    logging.raiseExceptions = False  # a log file on a full disk: no traceback on the console, the run goes on
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGINT, _interrupt) if in_main_thread else None
     previous_showwarning = warnings.showwarning

@@ -19,3 +19,14 @@ class PluginError(Iota2Error):
 
 class TaskFailedError(Iota2Error):
     """One or more tasks of the graph failed after their retries."""
+
+
+class OutputWriteError(Iota2Error, OSError):
+    """An output could not be written completely (disk full, quota, I/O error); nothing was left under its name.
+
+    An :class:`OSError` too (with the ``errno`` of the cause when known), so code that tolerates a failed optional
+    write (``except OSError``) still does.
+    """
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()

@@ -23,7 +23,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from iota2.core.errors import ConfigError, InputDataError, Iota2Error
+from iota2.core.errors import ConfigError, InputDataError, OutputWriteError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -216,17 +216,6 @@ def temporary_path(path: str | Path) -> Path:
     """A unique temporary name next to ``path`` (same folder, so the final rename is atomic)."""
     path = Path(path)
     return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-
-
-class OutputWriteError(Iota2Error, OSError):
-    """An output could not be written completely (disk full, quota, I/O error); nothing was left under its name.
-
-    An :class:`OSError` too (with the ``errno`` of the cause when known), so code that tolerates a failed optional
-    write (``except OSError``) still does.
-    """
-
-    def __str__(self) -> str:
-        return self.strerror or super().__str__()
 
 
 DISK_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -20,9 +22,10 @@ import traceback
 import warnings
 from pathlib import Path
 
-from iota2.core.errors import ConfigError, TaskFailedError
+from iota2.core.errors import ConfigError, OutputWriteError, TaskFailedError
 from iota2.core.fingerprint import RecordingConfig, task_fingerprint
 from iota2.core.graph import STATUS_FILE, Graph, Task, TaskStatus
+from iota2.core.raster import DISK_ERRNOS
 
 LOGGER = logging.getLogger(__name__)
 SCHEDULER_TYPES = ("debug", "localCluster", "Slurm", "PBS")
@@ -86,7 +89,8 @@ def run_task(function: str, kwargs: dict, log_path: str, log_level: str = "INFO"
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
-        handler.close()
+        with contextlib.suppress(OSError):  # a full disk: the task's own error says so
+            handler.close()
     return config.recorded() if isinstance(config, RecordingConfig) else []
 
 
@@ -252,6 +256,33 @@ class _BarTicker:
         self.thread.join(timeout=2)
 
 
+def start_worker_server() -> str:
+    """Start the server local dask workers are forked from, with Ctrl-C ignored; return the multiprocessing
+    method of the workers (``"forkserver"``, or ``"spawn"`` where the platform has no fork server).
+
+    A Ctrl-C in a terminal reaches every process of the group: the driver stops the run and closes the workers
+    itself. Started from the main thread (the command line calls this before it starts the cluster in a
+    thread), the server and every worker forked from it ignore SIGINT from their first instruction, so none of
+    them prints a traceback, even while it is still importing its libraries. Elsewhere the server is started
+    by dask and the workers ignore SIGINT from their preload on.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    if threading.current_thread() is threading.main_thread():
+        from multiprocessing import forkserver
+
+        # the modules distributed preloads in its fork server (distributed.utils.get_mp_context)
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", "numpy", "pandas"])
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the server and its children
+        try:
+            forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    return "forkserver"
+
+
 def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_run: bool = False):
     """Create the dask cluster of a scheduler type (``None`` for ``debug``).
 
@@ -261,14 +292,12 @@ def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_r
     if scheduler_type == "debug":
         return None
     if scheduler_type == "localCluster":
-        import multiprocessing
-
         import dask
         from distributed import LocalCluster
 
         # workers forked from one server process that has imported distributed, numpy and pandas once start
         # faster than interpreters spawned from scratch (0.6 s of the benchmark's 2 cores) and share those pages
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        method = start_worker_server()
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
             return LocalCluster(n_workers=nb_parallel_tasks, threads_per_worker=1, processes=True,
                                 memory_limit=0, dashboard_address=None, preload=["iota2.core.worker_preload"],
@@ -281,6 +310,8 @@ def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_r
                   "walltime": options.get("walltime") or "01:00:00",
                   "job_extra_directives": list(options.get("job_extra_directives") or []),
                   "worker_extra_args": ["--preload", "iota2.core.worker_preload"],
+                  # a free port for the dashboard: two runs on one login node do not warn about port 8787
+                  "scheduler_options": {"dashboard_address": ":0"},
                   "python": sys.executable}
         if options.get("queue"):
             kwargs["queue"] = options["queue"]
@@ -291,9 +322,30 @@ def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_r
         cluster_class = dask_jobqueue.SLURMCluster if scheduler_type == "Slurm" else dask_jobqueue.PBSCluster
         cluster = cluster_class(**kwargs)
         if not dry_run:
-            cluster.scale(jobs=nb_parallel_tasks)
+            # a job cancelled, preempted or past its walltime is replaced: the run never waits on no worker
+            cluster.adapt(minimum_jobs=nb_parallel_tasks, maximum_jobs=nb_parallel_tasks)
         return cluster
     raise ConfigError(f"-scheduler_type {scheduler_type!r} is unknown; use one of {', '.join(SCHEDULER_TYPES)}")
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for a failed task: a disk error (full disk, quota) says which folder and what to do."""
+    code = getattr(error, "errno", None)
+    if isinstance(error, OSError) and not isinstance(error, OutputWriteError) and code in DISK_ERRNOS:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{type(error).__name__}: {DISK_ERRNOS[code]}{where}; free space and run again with -restart"
+    return f"{type(error).__name__}: {error}"
+
+
+def record(status: TaskStatus, name: str, state: str, fingerprint: str | None = None,
+           reads: list[str] | None = None) -> None:
+    """Record a task's state in the journal; a journal that cannot be written stops the run with the reason."""
+    try:
+        status.set(name, state, fingerprint, reads)
+    except OSError as exc:
+        reason = DISK_ERRNOS.get(exc.errno, exc.strerror or str(exc))
+        raise OutputWriteError(exc.errno, f"cannot record the state of task '{name}' in {status.path}: {reason}; "
+                                          "free space and run again with -restart") from None
 
 
 def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug", nb_parallel_tasks: int = 1,
@@ -395,18 +447,18 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
                     if all(dep in fingerprints for dep in dependencies):
                         fingerprints[name] = task_fingerprint(task.function_name, task.kwargs, reads,
                                                               [fingerprints[dep] for dep in dependencies])
-                        status.set(name, "done", fingerprints[name], reads)
+                        record(status, name, "done", fingerprints[name], reads)
                     else:  # an earlier output of unknown origin: the task is rerun by the next -restart
-                        status.set(name, "done")
+                        record(status, name, "done")
                     for child in dependents.get(name, ()):
                         unmet[child] -= 1
                         if unmet[child] == 0 and child not in states:
                             ready.append(child)
                 else:
                     states[name] = "failed"
-                    status.set(name, "failed")
+                    record(status, name, "failed")
                     log = task_log_path(output_path, graph.tasks[name])
-                    failures.append(f"task '{name}' failed ({type(error).__name__}: {error}); log: {log}")
+                    failures.append(f"task '{name}' failed ({describe_error(error)}); log: {log}")
                     LOGGER.error(failures[-1])
                     skip_dependents_of(name)
                 if bar is not None:

@@ -52,7 +52,7 @@ def test_full_chain_local_cluster_two_runs_with_regions(tmp_path, make_config, s
         assert (out / "final" / name).stat().st_size > 0, name
     for region in ("1", "2"):
         for run in (0, 1):
-            assert (out / "model" / f"model_{region}_seed_{run}.pkl").exists()
+            assert (out / "model" / f"model_{region}_seed_{run}.skops").exists()
     results = (out / "final" / "RESULTS.txt").read_text()
     assert "OA : " in results and "+-" in results
     labels, profile = read(out / "final" / "Classif_Seed_0.tif")
@@ -101,7 +101,7 @@ def test_first_and_last_step(tmp_path, make_config, capsys):
     err = capsys.readouterr().err
     assert "stopped after group 'learning' (chain.last_step)" in err and "chain.first_step: classification" in err
     out = tmp_path / "out"
-    assert (out / "model" / "model_1_seed_0.pkl").exists()
+    assert (out / "model" / "model_1_seed_0.skops").exists()
     assert not (out / "final" / "Classif_Seed_0.tif").exists()
     config = make_config(chain={"first_step": "classification"})
     assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"]) == 0

@@ -48,7 +48,7 @@ def test_sigkill_during_classification_then_restart(tmp_path, make_config):
     assert not (out / "final" / "Classif_Seed_0.tif").exists()
     learning_log = out / "logs" / "learning" / "learning_region_1_seed_0.log"
     learning_log_before = learning_log.read_text()
-    model_mtime = (out / "model" / "model_1_seed_0.pkl").stat().st_mtime_ns
+    model_mtime = (out / "model" / "model_1_seed_0.skops").stat().st_mtime_ns
 
     result = subprocess.run(command(config, "-restart"), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -59,7 +59,7 @@ def test_sigkill_during_classification_then_restart(tmp_path, make_config):
         (tmp_path / "reference" / "final" / "RESULTS.txt").read_text()
     # finished tasks were not run again
     assert learning_log.read_text() == learning_log_before
-    assert (out / "model" / "model_1_seed_0.pkl").stat().st_mtime_ns == model_mtime
+    assert (out / "model" / "model_1_seed_0.skops").stat().st_mtime_ns == model_mtime
     for name in done_before:
         assert name.startswith(("create", "validity", "ground", "truth", "selection", "class", "extraction",
                                 "merge_samples", "learning", "classification"))

@@ -16,7 +16,8 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from iota2.core.config import validate
-from iota2.core.raster import Grid, OutputWriteError, atomic_output, write_raster
+from iota2.core.errors import OutputWriteError
+from iota2.core.raster import Grid, atomic_output, write_raster
 
 SIZE_MIB = 2
 

@@ -195,7 +195,7 @@ def test_user_fixed_warns_about_tiny_chunks(caplog):
 def test_a_truncated_geotiff_is_not_renamed_into_place(tmp_path, cut):
     """A GeoTIFF cut short (what a full disk leaves when GDAL only prints the error) fails the check before the
     rename; nothing is left under the final name nor as a temporary file."""
-    from iota2.core.raster import OutputWriteError
+    from iota2.core.errors import OutputWriteError
 
     values = np.random.default_rng(0).integers(0, 255, (600, 600)).astype(np.uint8)
     target = tmp_path / "map.tif"
@@ -212,7 +212,8 @@ def test_truncated_parquet_and_sqlite_are_refused(tmp_path):
 
     import pandas as pd
 
-    from iota2.core.raster import OutputWriteError, check_written
+    from iota2.core.errors import OutputWriteError
+    from iota2.core.raster import check_written
 
     table = pd.DataFrame({"a": np.arange(50_000), "b": np.random.default_rng(0).random(50_000)})
     table.to_parquet(tmp_path / "t.parquet")
