@@ -61,6 +61,7 @@ class I2Classification(Builder):
     """Pixel classification of image time series with one model per (region, run)."""
 
     groups = ["init", "sampling", "learning", "classification", "mosaic", "validation"]
+    output_entries = tuple(sorted({folder.split("/")[0] for folder in tile_preparation.OUTPUT_FOLDERS}))
     mandatory_keys = [("chain", "ground_truth"), ("chain", "data_field")]
 
     def __init__(self, config, parallel_tasks: int = 1):

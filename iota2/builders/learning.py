@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from iota2.builders.samples import read_samples, samples_path
+from iota2.builders.sampling import LEARNING_STREAM, run_seed
 from iota2.core.config import Config
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.plugins import classifiers
@@ -113,14 +114,22 @@ def check_estimator_settings(config) -> tuple[str, dict, frozenset[str] | None]:
     return name, params, accepted
 
 
-def build_estimator(config, run: int):
+def learning_seed(config, run: int, region: str = "") -> int | None:
+    """The learner's ``random_state`` of one model: drawn from the stream of (``random_seed``, run, region), so
+    no two runs or models share one; None (a fresh seed) when ``random_seed`` is None."""
+    seed = config["arg_train"]["random_seed"]
+    if seed is None:
+        return None
+    return int(np.random.default_rng(run_seed(seed, run, LEARNING_STREAM, region)).integers(2**31 - 1))
+
+
+def build_estimator(config, run: int, region: str = ""):
     """An unfitted estimator (a pipeline with a scaler when ``standardization`` is set)."""
     name, params, accepted = check_estimator_settings(config)
     factory = classifiers()[name]
     if accepted is not None:
-        seed = config["arg_train"]["random_seed"]
         if "random_state" in accepted and "random_state" not in params:
-            params["random_state"] = (seed or 0) + run
+            params["random_state"] = learning_seed(config, run, region)
         if "n_jobs" in accepted and "n_jobs" not in params:
             params["n_jobs"] = task_threads()
     estimator = factory(**params)
@@ -145,7 +154,7 @@ def train_model(config: dict, region: str, run: int, output_path: str) -> None:
         raise InputDataError(f"model of region {region}, run {run}: only class(es) {classes.tolist()} in {path}; a "
                              "classifier needs at least two classes: add ground truth of other classes in this region")
     features = table[feature_names].to_numpy(np.float32)
-    estimator = build_estimator(config, run)
+    estimator = build_estimator(config, run, region)
     section = config["scikit_models_parameters"]
     grid = section.get("cross_validation_parameters") or {}
     report = {}
@@ -156,7 +165,7 @@ def train_model(config: dict, region: str, run: int, output_path: str) -> None:
             folds = GroupKFold(n_splits=section["cross_validation_folds"])
         else:
             folds = StratifiedKFold(n_splits=section["cross_validation_folds"], shuffle=True,
-                                    random_state=(config["arg_train"]["random_seed"] or 0) + run)
+                                    random_state=learning_seed(config, run, region))
         prefix = f"{estimator.steps[-1][0]}__" if hasattr(estimator, "steps") else ""
         search = GridSearchCV(estimator, {prefix + k: v for k, v in grid.items()}, cv=folds, refit=True)
         search.fit(features, labels, groups=table["originfid"].to_numpy() if section["cross_validation_grouped"]

@@ -72,6 +72,7 @@ _OPTION_OF = {"strategy.constant.nb": ("strategy", "constant"), "strategy.byclas
 #: share a stream.
 SPLIT_STREAM = 0
 SELECTION_STREAM = 1
+LEARNING_STREAM = 2
 
 
 def run_seed(seed: int | None, run: int, stream: int, key: str = "") -> np.random.SeedSequence:
@@ -89,7 +90,7 @@ def run_seed(seed: int | None, run: int, stream: int, key: str = "") -> np.rando
     run
         Run number.
     stream
-        :data:`SPLIT_STREAM` or :data:`SELECTION_STREAM`.
+        :data:`SPLIT_STREAM`, :data:`SELECTION_STREAM` or :data:`LEARNING_STREAM`.
     key
         Further key, e.g. the region (model) name.
 
