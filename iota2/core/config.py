@@ -156,8 +156,9 @@ def _yyyymmdd(value):
 CORE_SECTIONS: list[Section] = [
     Section("chain", {
         "output_path": Param("str", MANDATORY, "Root folder of every output of the run.", nullable=False),
-        "remove_output_path": Param("bool", False, "Delete the content of output_path before a run that starts at "
-                                    "the 'init' group (never on -restart)."),
+        "remove_output_path": Param("bool", False, "Delete the outputs of earlier iota2 runs before a run that "
+                                    "starts at the 'init' group (never on -restart): only the entries iota2 writes, "
+                                    "in a folder marked as iota2's."),
         "check_inputs": Param("bool", True, "Accepted for iota2 configurations. Inputs (configuration, class files, "
                               "tiles, ground truth, regions) are always checked before any task runs, as the checks "
                               "are cheap; False only logs a warning saying so."),
