@@ -608,7 +608,7 @@ def main(argv=None) -> int:
 
     memory = []
     if not args.skip_memory:
-        models = [str(p) for p in sorted((output / "model").glob("model_*_seed_*.skops"))]
+        models = [str(p) for p in sorted((output / "model").glob("model_*_seed_*.*"))]
         for size in args.memory_size_list:
             data, _ = ensure_dataset(work, size, args.date_list, args.seed)
             mem_output = work / f"memory_{size}px"

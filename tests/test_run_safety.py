@@ -174,3 +174,29 @@ def test_a_full_disk_fails_the_task_and_restart_recovers_once_space_is_freed(mak
             assert written.read(1).any()
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+CHECK_ONLY = """
+import sys
+from iota2.cli import main
+code = main(sys.argv[1:])
+heavy = sorted(name for name in ("pandas", "geopandas", "sklearn", "distributed", "numba") if name in sys.modules)
+print(code, ",".join(heavy))
+"""
+
+
+@pytest.mark.parametrize("section, values, message", [
+    ("chain", {"proj": "EPSG:99999"}, "chain.proj"),
+    ("scikit_models_parameters", {"model_type": "RandomForestClasifier"}, "model_type"),
+    ("arg_train", {"sample_selection": {"sampler": "randm"}}, "sampler"),
+])
+def test_configuration_errors_come_before_anything_heavy_starts(section, values, message, make_config):
+    """A configuration error is reported before the learning libraries are imported or a cluster starts
+    (so it comes in under a second whatever the scheduler)."""
+    config = make_config(**{section: values})
+    result = subprocess.run([sys.executable, "-c", CHECK_ONLY, "-config", str(config), "-scheduler_type",
+                             "localCluster", "-nb_parallel_tasks", "2"], capture_output=True, text=True, timeout=120)
+    code, heavy = result.stdout.strip().split(" ", 1) if " " in result.stdout.strip() else (result.stdout.strip(), "")
+    assert code == "2", result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert heavy == "", f"imported before the error: {heavy}"

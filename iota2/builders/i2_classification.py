@@ -7,15 +7,13 @@ dependencies, so tiles progress independently wherever the method allows.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
-import rasterio
-from rasterio import features as rio_features
 from rasterio.crs import CRS
 
-from iota2.builders import classification, ground_truth, learning, mosaic, samples, tile_preparation, validation
-from iota2.builders.sampling import check_byclass_labels, validate_sample_selection
+from iota2.builders import tile_preparation
 from iota2.core.builder import Builder
 from iota2.core.config import Config, require
 from iota2.core.errors import ConfigError, InputDataError
@@ -27,31 +25,48 @@ from iota2.core.raster import Grid, chunk_windows, write_raster
 
 LOGGER = logging.getLogger(__name__)
 
+
+class _Steps:
+    """The step modules of this builder, imported at first use: discovering the plugins (and so reporting a
+    configuration error) does not import pandas, geopandas and scikit-learn, which the steps need."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return importlib.import_module(f"iota2.builders.{name}")
+
+
+steps = _Steps()
+
 OTB_EQUIVALENTS = {"rf": "RandomForestClassifier", "sharkrf": "RandomForestClassifier", "libsvm": "SVC",
                    "svm": "SVC", "boost": "AdaBoostClassifier", "dt": "ExtraTreesClassifier",
                    "knn": "KNeighborsClassifier", "ann": "MLPClassifier", "bayes": "LogisticRegression"}
 
 
-def _task(module, name: str) -> str:
-    return f"{module.__name__}:{name}"
+def _task(module: str, name: str) -> str:
+    """``"iota2.builders.<module>:<name>"``, the function of a task (imported by the process that runs it)."""
+    return f"iota2.builders.{module}:{name}"
 
 
 def prepare_ground_truth(config: dict, grids: dict, output_path: str) -> None:
     """Clip the ground truth to tiles and regions, split it per run, write the split files and region rasters."""
     config = Config(config)
     grids = {tile: Grid.from_dict(grid) for tile, grid in grids.items()}
-    pieces = ground_truth.formatted_ground_truth(config, grids)
-    pieces = ground_truth.split_runs(pieces, config)
+    pieces = steps.ground_truth.formatted_ground_truth(config, grids)
+    pieces = steps.ground_truth.split_runs(pieces, config)
     output = Path(output_path)
-    ground_truth.write_split_files(pieces, output, config["chain"]["data_field"], config["arg_train"]["runs"])
-    regions = ground_truth.load_regions(config, next(iter(grids.values())).crs)
+    steps.ground_truth.write_split_files(pieces, output, config["chain"]["data_field"], config["arg_train"]["runs"])
+    regions = steps.ground_truth.load_regions(config, next(iter(grids.values())).crs)
     if regions is not None:
+        import rasterio
+        from rasterio import features as rio_features
+
         names = regions["region"].tolist()
         for tile, grid in grids.items():
             burnt = rio_features.rasterize(zip(regions.geometry.values, range(1, len(names) + 1)),
                                            out_shape=(grid.height, grid.width), transform=grid.transform, fill=0,
                                            dtype="uint16")
-            path = classification.region_raster_path(output, tile)
+            path = steps.classification.region_raster_path(output, tile)
             write_raster(path, burnt, grid, nodata=0)
             with rasterio.open(path, "r+") as dst:
                 dst.update_tags(regions=",".join(names))
@@ -100,8 +115,8 @@ class I2Classification(Builder):
         if self.config["builders"].get("builders_paths"):
             raise ConfigError("builders.builders_paths: builders are plugins found through the 'iota2' entry-point "
                               "group; package your builder (see docs/plugins.md) and remove builders_paths")
-        train["sample_selection"] = validate_sample_selection(train["sample_selection"])
-        learning.check_estimator_settings(self.config)  # unknown learner or keyword: fail before any task
+        train["sample_selection"] = steps.sampling.validate_sample_selection(train["sample_selection"])
+        steps.learner_settings.check_estimator_settings(self.config)  # unknown learner or keyword: fail before any task
 
     def check_inputs(self) -> None:
         """Check config, sensors and ground truth; compute grids, dates, regions and labels (cheap)."""
@@ -126,7 +141,7 @@ class I2Classification(Builder):
                     sensor.check_inputs(grid=self.grids[tile])
                 dates_by_tile[tile] = sensor.input_dates()
             self.dates_by_sensor[cls.config_section] = cls.interpolation_dates(self.config, dates_by_tile)
-        pieces = ground_truth.formatted_ground_truth(self.config, self.grids)
+        pieces = steps.ground_truth.formatted_ground_truth(self.config, self.grids)
         self.labels = sorted(int(v) for v in pieces["label"].unique())
         self.regions = sorted(pieces["region"].unique().tolist(), key=lambda r: (len(r), r))
         self.tiles_with_truth = [t for t in self.tiles if (pieces["tile"] == t).any()]
@@ -136,13 +151,13 @@ class I2Classification(Builder):
                 raise InputDataError(f"region {region} of {chain.get('region_path') or 'the tiles'} has ground truth "
                                      f"of a single class ({classes.tolist()}); a model needs at least two classes: "
                                      "add polygons of other classes or merge this region with a neighbour")
-        too_large = [label for label in self.labels if label > ground_truth.MAX_LABEL]
+        too_large = [label for label in self.labels if label > steps.ground_truth.MAX_LABEL]
         if too_large:  # check_labels refuses them already; the maps' pixel type depends on it
             raise InputDataError(f"chain.ground_truth '{chain['ground_truth']}': label(s) {too_large[:10]} of "
-                                 f"chain.data_field '{chain['data_field']}' exceed {ground_truth.MAX_LABEL}, the "
+                                 f"chain.data_field '{chain['data_field']}' exceed {steps.ground_truth.MAX_LABEL}, the "
                                  "largest label a map holds; recode these classes")
         self.check_class_files()
-        check_byclass_labels(self.config["arg_train"]["sample_selection"], self.labels)
+        steps.sampling.check_byclass_labels(self.config["arg_train"]["sample_selection"], self.labels)
 
     def check_class_files(self) -> None:
         """Read the nomenclature and the colour table now (a wrong path or line fails at start, not after the
@@ -190,25 +205,25 @@ class I2Classification(Builder):
         step("report", "validation", "report over runs (RESULTS.txt, figures)")
         task = graph.add_task
 
-        task("create_directories", "create_directories", _task(tile_preparation, "create_directories"),
+        task("create_directories", "create_directories", _task("tile_preparation", "create_directories"),
              {"output_path": out, "tiles": self.tiles})
         for tile in self.tiles:
-            task(f"validity_{tile}", "validity", _task(tile_preparation, "compute_validity"),
+            task(f"validity_{tile}", "validity", _task("tile_preparation", "compute_validity"),
                  {"config": cfg, "tile": tile, "grid": grids[tile], "dates_by_sensor": self.dates_by_sensor,
                   "output_path": out}, ["create_directories"])
         task("ground_truth", "ground_truth", f"{__name__}:prepare_ground_truth",
              {"config": cfg, "grids": grids, "output_path": out}, ["create_directories"])
         for tile in self.tiles:
-            task(f"truth_pixels_{tile}", "truth_pixels", _task(samples, "tile_pixels"),
+            task(f"truth_pixels_{tile}", "truth_pixels", _task("samples", "tile_pixels"),
                  {"config": cfg, "tile": tile, "grid": grids[tile], "output_path": out},
                  ["ground_truth", f"validity_{tile}"])
         pixel_tasks = [f"truth_pixels_{tile}" for tile in self.tiles]
         models = [(region, run) for region in self.regions for run in range(runs)]
         for region, run in models:
-            task(f"selection_region_{region}_seed_{run}", "selection", _task(samples, "select_region_samples"),
+            task(f"selection_region_{region}_seed_{run}", "selection", _task("samples", "select_region_samples"),
                  {"config": cfg, "region": region, "run": run, "tiles": self.tiles, "output_path": out}, pixel_tasks)
         for run in range(runs):
-            task(f"class_statistics_seed_{run}", "class_statistics", _task(samples, "write_run_class_statistics"),
+            task(f"class_statistics_seed_{run}", "class_statistics", _task("samples", "write_run_class_statistics"),
                  {"config": cfg, "run": run, "regions": self.regions, "output_path": out},
                  [f"selection_region_{region}_seed_{run}" for region in self.regions])
         selection_tasks = [f"selection_region_{region}_seed_{run}" for region, run in models]
@@ -218,17 +233,17 @@ class I2Classification(Builder):
         for tile in self.tiles_with_truth:
             for index, window in enumerate(windows[tile]):
                 name = f"extraction_{tile}_chunk_{index}"
-                task(name, "extraction", _task(samples, "extract_chunk_samples"),
+                task(name, "extraction", _task("samples", "extract_chunk_samples"),
                      {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
                       "dates_by_sensor": self.dates_by_sensor, "selections": [list(m) for m in models],
                       "output_path": out}, selection_tasks)
                 extraction_tasks.append(name)
         chunks_by_tile = {tile: len(windows[tile]) for tile in self.tiles_with_truth}
         for region, run in models:
-            task(f"merge_samples_region_{region}_seed_{run}", "merge_samples", _task(samples, "merge_region_samples"),
+            task(f"merge_samples_region_{region}_seed_{run}", "merge_samples", _task("samples", "merge_region_samples"),
                  {"config": cfg, "region": region, "run": run, "chunks_by_tile": chunks_by_tile, "grids": grids,
                   "output_path": out}, extraction_tasks)
-            task(f"learning_region_{region}_seed_{run}", "learning", _task(learning, "train_model"),
+            task(f"learning_region_{region}_seed_{run}", "learning", _task("learning", "train_model"),
                  {"config": cfg, "region": region, "run": run, "output_path": out},
                  [f"merge_samples_region_{region}_seed_{run}"])
         learning_tasks = [f"learning_region_{region}_seed_{run}" for region, run in models]
@@ -236,28 +251,28 @@ class I2Classification(Builder):
             chunk_tasks = []
             for index, window in enumerate(windows[tile]):
                 name = f"classification_{tile}_chunk_{index}"
-                task(name, "classification", _task(classification, "classify_chunk"),
+                task(name, "classification", _task("classification", "classify_chunk"),
                      {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
                       "dates_by_sensor": self.dates_by_sensor, "regions": self.regions, "runs": runs,
                       "all_labels": self.labels, "output_path": out},
                      learning_tasks + ["ground_truth", f"validity_{tile}"])
                 chunk_tasks.append(name)
             for run in range(runs):
-                task(f"merge_chunks_{tile}_seed_{run}", "merge_chunks", _task(classification, "merge_tile_chunks"),
+                task(f"merge_chunks_{tile}_seed_{run}", "merge_chunks", _task("classification", "merge_tile_chunks"),
                      {"config": cfg, "tile": tile, "grid": grids[tile], "windows": windows[tile], "run": run,
                       "all_labels": self.labels, "output_path": out}, chunk_tasks)
         for run in range(runs):
-            task(f"mosaic_seed_{run}", "mosaic", _task(mosaic, "mosaic_run"),
+            task(f"mosaic_seed_{run}", "mosaic", _task("mosaic", "mosaic_run"),
                  {"config": cfg, "tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out},
                  [f"merge_chunks_{tile}_seed_{run}" for tile in self.tiles])
-        task("pixels_validity", "pixels_validity", _task(mosaic, "pixels_validity"),
+        task("pixels_validity", "pixels_validity", _task("mosaic", "pixels_validity"),
              {"config": cfg, "tiles": self.tiles, "output_path": out},
              [f"merge_chunks_{tile}_seed_0" for tile in self.tiles] + [f"validity_{t}" for t in self.tiles])
         for run in range(runs):
-            task(f"confusion_seed_{run}", "confusion", _task(validation, "confusion_of_run"),
+            task(f"confusion_seed_{run}", "confusion", _task("validation", "confusion_of_run"),
                  {"config": cfg, "tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out},
                  [f"merge_chunks_{tile}_seed_{run}" for tile in self.tiles] + pixel_tasks)
-        task("report", "report", _task(validation, "report"), {"config": cfg, "runs": runs, "output_path": out},
+        task("report", "report", _task("validation", "report"), {"config": cfg, "runs": runs, "output_path": out},
              [f"confusion_seed_{run}" for run in range(runs)])
         return graph
 

@@ -21,13 +21,15 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from iota2.core.errors import ConfigError
 from iota2.core.raster import atomic_output
+
+if TYPE_CHECKING:  # pandas is imported where it is used: checking the configuration does not need it
+    import pandas as pd
 
 LOGGER = logging.getLogger(__name__)
 
@@ -160,6 +162,8 @@ def split_polygons(polygons: pd.DataFrame, class_field: str, region_field: str, 
     ValueError
         If a required column is missing.
     """
+    import pandas as pd
+
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
         raise ConfigError(f"arg_train.ratio = {ratio!r} is not allowed; use a number in (0, 1], e.g. 0.7")
     missing = [name for name in (class_field, region_field, "originfid") if name not in polygons.columns]
@@ -579,6 +583,8 @@ def select_samples(candidates: pd.DataFrame, class_field: str, params: Mapping |
     ValueError
         If ``class_field`` is not a column of ``candidates``.
     """
+    import pandas as pd
+
     normalised = validate_sample_selection(params, warn=False)
     if class_field not in candidates.columns:
         raise ValueError(f"the candidate pixels lack the class column {class_field!r}")
@@ -636,6 +642,8 @@ def class_statistics_table(counts: Mapping[Any, Mapping[int, int]], labels: list
         ``Total``; one row per label in ascending order, then a ``Total`` row (empty ``Label``) with the column
         sums.
     """
+    import pandas as pd
+
     regions = sorted((str(region) for region in counts), key=_region_sort_key)
     by_region = {str(region): {int(label): int(value) for label, value in per_class.items()}
                  for region, per_class in counts.items()}
