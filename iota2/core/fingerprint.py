@@ -28,31 +28,15 @@ WHOLE = "*"
 """Key recorded when a task reads a whole section (or, as section name, the whole configuration)."""
 
 
-class RecordingSection(dict):
-    """A configuration section that records the keys read from it into ``reads``."""
-
-    def __init__(self, name: str, values: dict, reads: set):
-        super().__init__(values)
-        self._name = name
-        self._reads = reads
-
-    def _read(self, key) -> None:
-        self._reads.add((self._name, str(key)))
+class _RecordingMapping(dict):
+    """A mapping that records a read of all of it when it is iterated, compared or copied (copies are plain
+    dicts)."""
 
     def _read_all(self) -> None:
-        self._reads.add((self._name, WHOLE))
+        raise NotImplementedError
 
-    def __getitem__(self, key):
-        self._read(key)
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self._read(key)
-        return super().get(key, default)
-
-    def __contains__(self, key) -> bool:
-        self._read(key)
-        return super().__contains__(key)
+    def _plain(self) -> dict:
+        return dict.copy(self)
 
     def __iter__(self):
         self._read_all()
@@ -82,22 +66,49 @@ class RecordingSection(dict):
 
     def copy(self) -> dict:
         self._read_all()
-        return copy.deepcopy(dict.copy(self))
+        return copy.deepcopy(self._plain())
 
     def __deepcopy__(self, memo) -> dict:
         self._read_all()
-        return copy.deepcopy(dict.copy(self), memo)
+        return copy.deepcopy(self._plain(), memo)
 
     def __copy__(self) -> dict:
         self._read_all()
-        return dict.copy(self)
+        return self._plain()
 
     def __reduce__(self):
         self._read_all()
-        return (dict, (dict.copy(self),))
+        return (dict, (self._plain(),))
 
 
-class RecordingConfig(dict):
+class RecordingSection(_RecordingMapping):
+    """A configuration section that records the keys read from it into ``reads``."""
+
+    def __init__(self, name: str, values: dict, reads: set):
+        super().__init__(values)
+        self._name = name
+        self._reads = reads
+
+    def _read(self, key) -> None:
+        self._reads.add((self._name, str(key)))
+
+    def _read_all(self) -> None:
+        self._reads.add((self._name, WHOLE))
+
+    def __getitem__(self, key):
+        self._read(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._read(key)
+        return super().get(key, default)
+
+    def __contains__(self, key) -> bool:
+        self._read(key)
+        return super().__contains__(key)
+
+
+class RecordingConfig(_RecordingMapping):
     """The configuration mapping given to a task, recording what the task reads (see the module docstring).
 
     Section values are deep copies: a task that modifies its configuration changes neither the caller's
@@ -113,47 +124,12 @@ class RecordingConfig(dict):
     def _read_all(self) -> None:
         self.reads.add((WHOLE, WHOLE))
 
-    def __iter__(self):
-        self._read_all()
-        return super().__iter__()
-
-    def keys(self):
-        self._read_all()
-        return super().keys()
-
-    def values(self):
-        self._read_all()
-        return super().values()
-
-    def items(self):
-        self._read_all()
-        return super().items()
-
-    def __eq__(self, other) -> bool:
-        self._read_all()
-        return dict.__eq__(self, other)
-
-    __hash__ = None
+    def __len__(self) -> int:  # the sections are always all there: their number depends on no value
+        return dict.__len__(self)
 
     def _plain(self) -> dict:
         return {name: dict.copy(section) if isinstance(section, dict) else section
                 for name, section in dict.items(self)}
-
-    def copy(self) -> dict:
-        self._read_all()
-        return copy.deepcopy(self._plain())
-
-    def __deepcopy__(self, memo) -> dict:
-        self._read_all()
-        return copy.deepcopy(self._plain(), memo)
-
-    def __copy__(self) -> dict:
-        self._read_all()
-        return self._plain()
-
-    def __reduce__(self):
-        self._read_all()
-        return (dict, (self._plain(),))
 
     def recorded(self) -> list[str]:
         """The keys read, as sorted ``"section.key"`` strings (``*`` for a whole section or configuration)."""
