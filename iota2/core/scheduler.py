@@ -30,6 +30,9 @@ from iota2.core.raster import DISK_ERRNOS
 LOGGER = logging.getLogger(__name__)
 SCHEDULER_TYPES = ("debug", "localCluster", "Slurm", "PBS")
 THREADS_ENV = "IOTA2_TASK_THREADS"
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} tasks [{elapsed}]{postfix}"
+"""The progress bar: tasks done, elapsed time and the steps running now, no time estimate (tasks differ too much in
+length for one from the mean rate: a learning task can take a minute, a chunk a second)."""
 
 
 def task_log_path(output_path: str | Path, task: Task) -> Path:
@@ -391,10 +394,8 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
     if progress and to_run:
         from tqdm import tqdm
 
-        # no time estimate: tasks differ too much in length (a learning task can take a minute, a chunk a second)
-        # for one from the mean rate; the bar shows instead the steps running now and the elapsed time, refreshed
         bar = tqdm(total=len(to_run), desc="iota2", unit="task", file=sys.stderr, dynamic_ncols=True,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} tasks [{elapsed}]{postfix}")
+                   bar_format=BAR_FORMAT)
         bar_ticker = _BarTicker(bar)
     failures: list[str] = []
     running: set[str] = set()

@@ -226,3 +226,26 @@ def test_library_warnings_of_a_task_go_to_its_log(tmp_path, capsys):
     assert "FutureWarning" not in capsys.readouterr().err
     log = (tmp_path / "out" / "logs" / "s" / "warns.log").read_text()
     assert "FutureWarning: parameter 'x' will change its default in 2.0" in log
+
+
+def test_progress_bar_names_the_running_steps_and_gives_no_time_estimate():
+    import io
+
+    from tqdm import tqdm
+
+    from iota2.core.scheduler import BAR_FORMAT, _BarTicker
+
+    graph = Graph(["g"])
+    graph.add_step("learning", "g", "learn")
+    graph.add_step("classification", "g", "classify")
+    for name, step in (("l0", "learning"), ("c0", "classification"), ("c1", "classification")):
+        graph.add_task(name, step, "scheduler_tasks:append", {"path": "x", "text": name})
+    stream = io.StringIO()
+    bar = tqdm(total=3, file=stream, bar_format=BAR_FORMAT, ncols=120)
+    ticker = _BarTicker(bar)
+    ticker.show({"l0", "c0", "c1"}, graph)
+    ticker.stop()
+    bar.close()
+    shown = stream.getvalue()
+    assert "running: classification x2, learning" in shown
+    assert "0/3 tasks" in shown and "<" not in shown  # no remaining-time field
