@@ -88,6 +88,7 @@ class I2Classification(Builder):
         self.regions: list[str] = []
         self.labels: list[int] = []
         self.tiles_with_truth: list[str] = []
+        self.config_checked = False
 
     # ------------------------------------------------------------------ checks
     def check_config(self) -> None:
@@ -117,10 +118,12 @@ class I2Classification(Builder):
                               "group; package your builder (see docs/plugins.md) and remove builders_paths")
         train["sample_selection"] = steps.sampling.validate_sample_selection(train["sample_selection"])
         steps.learner_settings.check_estimator_settings(self.config)  # unknown learner or keyword: fail before any task
+        self.config_checked = True
 
     def check_inputs(self) -> None:
         """Check config, sensors and ground truth; compute grids, dates, regions and labels (cheap)."""
-        self.check_config()
+        if not self.config_checked:  # the command line checks the configuration first, before any cluster starts
+            self.check_config()
         self.sensor_classes = enabled_sensors(self.config)
         chain = self.config["chain"]
         crs = CRS.from_user_input(chain["proj"]) if chain.get("proj") else None
