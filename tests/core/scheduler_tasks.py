@@ -43,3 +43,10 @@ def warn_like_a_library(path: str) -> None:
 
     warnings.warn("parameter 'x' will change its default in 2.0", FutureWarning, stacklevel=1)
     append(path, "warned")
+
+
+def wait_for(marker: str, timeout: float = 300.0) -> None:
+    """Return once ``marker`` exists (or after ``timeout`` seconds)."""
+    deadline = time.time() + timeout
+    while not Path(marker).exists() and time.time() < deadline:
+        time.sleep(0.05)

@@ -167,14 +167,18 @@ def test_a_task_running_alone_gets_every_core(tmp_path, scheduler):
     assert int(threads["a"]) == int(threads["b"]) == paired
 
 
-def _starting_cluster(workers: int, delay: float):
-    """A LocalCluster started in a thread after ``delay`` seconds, as the command line does."""
+def _starting_cluster(workers: int, delay: float, ready_marker: Path | None = None):
+    """A LocalCluster started in a thread after ``delay`` seconds, as the command line does; ``ready_marker`` is
+    written once it is ready."""
     import concurrent.futures
     import time as _time
 
     def start():
         _time.sleep(delay)
-        return make_cluster("localCluster", workers)
+        cluster = make_cluster("localCluster", workers)
+        if ready_marker is not None:
+            ready_marker.write_text("ready")
+        return cluster
 
     return concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(start)
 
@@ -183,6 +187,7 @@ def test_first_tasks_run_here_while_the_cluster_starts(tmp_path):
     """With a cluster still starting, ready tasks run in this process one at a time; once it is ready, the rest
     (and the tasks that waited for the local slot) go to its workers. Dependencies and retries hold."""
     out = str(tmp_path / "trace.txt")
+    ready = tmp_path / "cluster_ready"
     graph = Graph(["g"])
     graph.add_step("s", "g", "s")
     graph.add_task("first", "s", "scheduler_tasks:record_pid", {"path": out, "text": "first"})
@@ -191,11 +196,14 @@ def test_first_tasks_run_here_while_the_cluster_starts(tmp_path):
     previous = "flaky"
     for index in range(10):
         name = f"t{index}"
-        graph.add_task(name, "s", "scheduler_tasks:record_pid", {"path": out, "text": name, "delay": 0.5}, [previous])
+        graph.add_task(name, "s", "scheduler_tasks:record_pid", {"path": out, "text": name, "delay": 0.2}, [previous])
         previous = name
+        if index == 4:  # the chain goes on once the cluster is ready, however long it takes to start here
+            graph.add_task("wait", "s", "scheduler_tasks:wait_for", {"marker": str(ready)}, [previous])
+            previous = "wait"
     graph.add_task("side", "s", "scheduler_tasks:record_pid", {"path": out, "text": "side"}, ["first"])
     states = execute(graph, tmp_path / "out", "localCluster", 2, allowed_retry=1, progress=False,
-                     cluster=_starting_cluster(2, delay=0.5))
+                     cluster=_starting_cluster(2, delay=0.5, ready_marker=ready))
     assert set(states.values()) == {"done"}
     records = [line.split("@") for line in (tmp_path / "trace.txt").read_text().split()]
     order = [text for text, *_ in records]
