@@ -212,6 +212,169 @@ def warp_scale_options(dataset, grid: Grid) -> dict[str, float]:
     return {"XSCALE": size_x / resolution_x, "YSCALE": size_y / resolution_y}
 
 
+ALIGNMENT_TOLERANCE = 1e-6
+"""Tolerance (in pixels) of :func:`aligned_window` on offsets and resolution ratios."""
+
+
+def _is_integer(value: float) -> bool:
+    return abs(value - round(value)) <= ALIGNMENT_TOLERANCE
+
+
+def aligned_window(dataset, grid: Grid) -> Window | None:
+    """The window of ``dataset`` covering ``grid`` if they share CRS and pixel lattice, else ``None``.
+
+    Aligned means: same CRS, both north-up, the dataset's pixel size an integer multiple (>= 1) of the
+    grid's, the grid's origin on a node of the grid-resolution lattice anchored at the dataset's
+    origin, and the grid inside the dataset. The window has fractional offsets when the dataset is
+    coarser than the grid (e.g. a 20 m band read onto a 10 m grid).
+    """
+    src, dst = dataset.transform, grid.transform
+    if src.b or src.d or dst.b or dst.d or src.a <= 0 or dst.a <= 0 or src.e >= 0 or dst.e >= 0:
+        return None
+    x_factor, y_factor = src.a / dst.a, src.e / dst.e
+    if not (_is_integer(x_factor) and _is_integer(y_factor)) or round(x_factor) < 1 or round(y_factor) < 1:
+        return None
+    col, row = (dst.c - src.c) / dst.a, (dst.f - src.f) / dst.e
+    if not (_is_integer(col) and _is_integer(row)):
+        return None
+    x_factor, y_factor = round(x_factor), round(y_factor)
+    col_off, row_off = round(col) / x_factor, round(row) / y_factor
+    width, height = grid.width / x_factor, grid.height / y_factor
+    if (col_off < 0 or row_off < 0 or col_off + width > dataset.width + ALIGNMENT_TOLERANCE
+            or row_off + height > dataset.height + ALIGNMENT_TOLERANCE):
+        return None
+    if dataset.crs != grid.crs:
+        return None
+    return Window(col_off, row_off, width, height)
+
+
+def read_onto_grid(path: str | Path, grid: Grid, resampling: rasterio.enums.Resampling, fill: float,
+                   src_nodata: float | None = None, *, bands: int | list[int] | None = 1,
+                   force_warp: bool = False, resampled_direct: bool = True, undeclared_nodata_warps: bool = True,
+                   dtype: str | None = None, tolerance: float = 0.125, with_valid: bool = False,
+                   label: str = "raster"):
+    """Read bands of a raster onto ``grid`` (typically a chunk of a tile's reference grid), whatever the
+    raster's CRS, resolution and extent: the one reader of every sensor.
+
+    A raster in the grid's CRS and on its pixel lattice (:func:`aligned_window`) is read directly: the matching
+    window when it has the grid's resolution, GDAL's resampled read of it when it is an integer factor coarser
+    (e.g. a 20 m band on a 10 m grid). Any other raster is warped onto ``grid`` with GDAL's warper, whose
+    resampling factor is fixed by :func:`warp_scale_options` so that a chunk gets the values of the same pixels
+    of a whole-tile read. Both give the same values on aligned data, except next to nodata pixels, where both
+    interpolate over the valid neighbours only but weigh them slightly differently. The file is opened through
+    :func:`open_input_raster` (kept open for the next chunk).
+
+    The sensors differ in ways that change values; each keeps its own through the keyword options below
+    (optical products use the defaults).
+
+    Parameters
+    ----------
+    path
+        Raster file.
+    grid
+        Target grid.
+    resampling
+        Resampling used when the file's grid differs from ``grid`` (``nearest`` for masks and classes).
+    fill
+        Value of warped pixels outside the file or on its nodata (direct reads keep the file's values).
+    src_nodata
+        Nodata value of a file that declares none (e.g. 0 of Sen2Cor products): left out of the warp's kernel.
+        A file's declared nodata wins (per band when one band is read).
+    bands
+        1-based band index (result (rows, cols)), a list of them, or ``None`` for every band (result
+        (bands, rows, cols)).
+    force_warp
+        Warp even an aligned file. Sentinel-1 sets it: it wants the file's nodata replaced by ``fill`` (0,
+        its invalid value) everywhere, which only the warper does; tests set it to check the direct path.
+    resampled_direct
+        Read an aligned but coarser file with GDAL's resampled read (True) or warp it (False). User features
+        set False: their values are interpolated in ``dtype`` (float32) by the warper, whereas a resampled
+        read returns the file's data type.
+    undeclared_nodata_warps
+        With ``src_nodata`` given for a file that declares no nodata, warp an aligned file that needs
+        (non-nearest) resampling instead of reading it directly: GDAL's resampled read would mix the
+        undeclared nodata into the pixels next to it, the warper leaves it out of the kernel (same values
+        elsewhere). The generic stack sets False: its ``src_nodata`` is its fill value, given to the warper
+        only, and its aligned coarser files keep GDAL's resampled read.
+    dtype
+        ``None``: the file's data type (the warper computes and rounds in it, through a
+        :class:`~rasterio.vrt.WarpedVRT`). A type such as ``"float32"``: the warper computes in it and writes
+        an array of it (:func:`rasterio.warp.reproject`), so an integer DEM keeps its interpolated fractions;
+        direct reads are converted to it.
+    tolerance
+        Error threshold (pixels) of GDAL's approximate transformer: 0.125 is GDAL's default; Sentinel-1 uses
+        1e-9 and user features 0 (exact) so that any window gets the values of the whole grid between UTM
+        zones (a :class:`~rasterio.vrt.WarpedVRT` rejects 0).
+    with_valid
+        Also return where values are valid: not ``fill`` (not NaN for a NaN fill) and not the file's declared
+        nodata.
+    label
+        How error messages name the file (e.g. ``"Sentinel-1 file"``).
+
+    Returns
+    -------
+    numpy.ndarray or tuple
+        The values, (grid.height, grid.width) for one band index, else (bands, rows, cols); with
+        ``with_valid``, ``(values, valid)`` with ``valid`` a bool array of the same shape.
+
+    Raises
+    ------
+    InputDataError
+        If the file is missing, unreadable, corrupt or without CRS (the message names it).
+    """
+    from rasterio.vrt import WarpedVRT
+    from rasterio.warp import reproject
+
+    Resampling = rasterio.enums.Resampling
+    with open_input_raster(path) as src:
+        indexes = list(src.indexes) if bands is None else bands
+        shape = (grid.height, grid.width) if isinstance(indexes, int) else (len(indexes), grid.height, grid.width)
+        if isinstance(indexes, int) and src.nodatavals:
+            declared = src.nodatavals[indexes - 1]
+        else:
+            declared = src.nodata
+        nodata = declared if declared is not None else src_nodata
+        window = None if force_warp else aligned_window(src, grid)
+        same_size = window is not None and (window.width, window.height) == (grid.width, grid.height)
+        if window is not None and not same_size:
+            if not resampled_direct or (undeclared_nodata_warps and declared is None and src_nodata is not None
+                                        and resampling != Resampling.nearest):
+                window = None
+        if window is not None:
+            read_bands = indexes if bands is not None else None
+            if same_size:
+                values = read_checked(src, read_bands, window=window)
+            else:
+                values = read_checked(src, read_bands, window=window, out_shape=shape, resampling=resampling)
+            if dtype is not None:
+                values = values.astype(dtype)
+        else:
+            if src.crs is None:
+                raise InputDataError(f"{label} '{path}' has no CRS; georeference it (e.g. gdal_edit.py -a_srs "
+                                     "EPSG:...)")
+            try:
+                if dtype is None:
+                    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                   height=grid.height, resampling=resampling, src_nodata=nodata, nodata=fill,
+                                   tolerance=tolerance, **warp_scale_options(src, grid)) as vrt:
+                        values = vrt.read(indexes)
+                else:
+                    values = np.full(shape, fill, dtype=dtype)
+                    source = rasterio.band(src, indexes)
+                    reproject(source, values, src_nodata=nodata, dst_transform=grid.transform, dst_crs=grid.crs,
+                              dst_nodata=fill, resampling=resampling, tolerance=tolerance,
+                              **warp_scale_options(src, grid))
+            except rasterio.errors.RasterioError as exc:
+                raise InputDataError(f"{label} '{path}' is corrupt or cannot be warped onto the tile grid ({exc}); "
+                                     "replace it with a valid georeferenced GeoTIFF") from exc
+    if not with_valid:
+        return values
+    valid = ~np.isnan(values) if np.isnan(fill) else values != fill
+    if declared is not None and not np.isnan(declared):
+        valid &= values != np.asarray(declared).astype(values.dtype)
+    return values, valid
+
+
 def temporary_path(path: str | Path) -> Path:
     """A unique temporary name next to ``path`` (same folder, so the final rename is atomic)."""
     path = Path(path)

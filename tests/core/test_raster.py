@@ -228,3 +228,138 @@ def test_truncated_parquet_and_sqlite_are_refused(tmp_path):
         (tmp_path / name).write_bytes(data[:len(data) // 2])
         with pytest.raises(OutputWriteError, match=f"{name}' was written incompletely"):
             check_written(tmp_path / name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# read_onto_grid: the one reader of the sensors
+# ---------------------------------------------------------------------------------------------------------------
+
+TILE = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900000), 60, 50)
+
+
+def _raster(path, array, transform, crs=CRS.from_epsg(32631), nodata=None):
+    array = array if array.ndim == 3 else array[np.newaxis]
+    with rasterio.open(path, "w", driver="GTiff", width=array.shape[2], height=array.shape[1], count=array.shape[0],
+                       dtype=array.dtype.name, crs=crs, transform=transform, nodata=nodata) as dst:
+        dst.write(array)
+    return path
+
+
+def _smooth(rows, cols, bands=1, dtype="int16"):
+    """Smooth positive values (100..~1000): resampled reads differ only where a kernel's weights differ."""
+    y, x = np.mgrid[0:rows, 0:cols]
+    values = np.stack([100 + 7 * x + 5 * y + 50 * band for band in range(bands)]).astype(dtype)
+    return values[0] if bands == 1 else values
+
+
+@pytest.mark.parametrize("resolution, resampling", [(10, "nearest"), (10, "bilinear"), (20, "bilinear"),
+                                                    (20, "nearest")])
+def test_read_onto_grid_aligned_direct_read_equals_the_warp(tmp_path, resolution, resampling):
+    from rasterio.enums import Resampling
+
+    from iota2.core.raster import aligned_window, read_onto_grid
+
+    path = _raster(tmp_path / "aligned.tif", _smooth(1400 // resolution, 1600 // resolution),
+                   Affine(resolution, 0, 299900, 0, -resolution, 4900100))
+    with rasterio.open(path) as src:
+        assert aligned_window(src, TILE) is not None  # the direct path is the one compared
+    direct = read_onto_grid(path, TILE, Resampling[resampling], -10000)
+    warped = read_onto_grid(path, TILE, Resampling[resampling], -10000, force_warp=True)
+    assert direct.shape == (TILE.height, TILE.width) and direct.dtype == np.int16
+    np.testing.assert_array_equal(direct, warped)
+
+
+@pytest.mark.parametrize("case", ["aligned", "coarser", "shifted", "utm32_vrt", "utm32_float32"])
+def test_read_onto_grid_window_equals_the_same_window_of_a_whole_read(tmp_path, case):
+    from rasterio.enums import Resampling
+
+    from iota2.core.raster import read_onto_grid
+
+    rng = np.random.default_rng(4)
+    values = rng.integers(1, 3000, (2, 80, 90)).astype(np.int16)
+    values[:, 10:14, 20:25] = -10000
+    transform, crs, options = Affine(10, 0, 299900, 0, -10, 4900100), CRS.from_epsg(32631), {}
+    if case == "coarser":
+        transform = Affine(20, 0, 299900, 0, -20, 4900100)
+    elif case == "shifted":
+        transform = Affine(20, 0, 299907, 0, -20, 4900093)
+    elif case.startswith("utm32"):
+        transform, crs = Affine(20, 0, -170300, 0, -20, 4915400), CRS.from_epsg(32632)
+        options = {"tolerance": 1e-9} if case == "utm32_vrt" else {"tolerance": 0.0, "dtype": "float32"}
+    path = _raster(tmp_path / f"{case}.tif", values, transform, crs, nodata=-10000)
+    whole = read_onto_grid(path, TILE, Resampling.bilinear, -10000, bands=None, **options)
+    assert whole.shape == (2, TILE.height, TILE.width)
+    for window in (Window(0, 0, 60, 7), Window(13, 9, 31, 22), Window(59, 0, 1, 50)):
+        part = read_onto_grid(path, TILE.window_grid(window), Resampling.bilinear, -10000, bands=None, **options)
+        np.testing.assert_array_equal(part, whole[(slice(None),) + window.toslices()])
+        second = read_onto_grid(path, TILE.window_grid(window), Resampling.bilinear, -10000, bands=2, **options)
+        np.testing.assert_array_equal(second, whole[1][window.toslices()])
+
+
+def test_read_onto_grid_fill_outside_and_on_declared_nodata(tmp_path):
+    from rasterio.enums import Resampling
+
+    from iota2.core.raster import read_onto_grid
+
+    values = _smooth(40, 40)
+    values[5:10, 5:10] = -1
+    # half of the tile is east of the file, and the file is shifted: warped
+    path = _raster(tmp_path / "west.tif", values, Affine(10, 0, 299703, 0, -10, 4900003), nodata=-1)
+    read, valid = read_onto_grid(path, TILE, Resampling.nearest, -10000, with_valid=True)
+    assert np.all(read[:, 30:] == -10000) and not valid[:, 30:].any()
+    assert np.all(read[:, :29] != -1)  # the file's nodata became the fill
+    assert np.sum(read[:, :29] == -10000) > 0 and np.all(valid[:, :29] == (read[:, :29] != -10000))
+    floats, valid = read_onto_grid(path, TILE, Resampling.nearest, np.nan, dtype="float32", with_valid=True)
+    assert floats.dtype == np.float32
+    np.testing.assert_array_equal(valid, ~np.isnan(floats))
+    np.testing.assert_array_equal(floats[valid], read[valid])
+
+
+def test_read_onto_grid_leaves_an_undeclared_nodata_out_of_the_kernel(tmp_path):
+    """A 20 m file with 0 as undeclared nodata (Sen2Cor) on a 10 m grid: with ``src_nodata=0`` no pixel mixes 0
+    with its valid neighbours (all >= 100); GDAL's resampled direct read (kept by the stack) does."""
+    from rasterio.enums import Resampling
+
+    from iota2.core.raster import read_onto_grid
+
+    values = _smooth(40, 40)
+    values[10:14, 10:14] = 0
+    path = _raster(tmp_path / "s2c.tif", values, Affine(20, 0, 299900, 0, -20, 4900100))
+    read = read_onto_grid(path, TILE, Resampling.bilinear, -10000, src_nodata=0)
+    assert not np.any((read > 0) & (read < 100))
+    assert np.any(read == -10000)  # inside the 0 block
+    mixed = read_onto_grid(path, TILE, Resampling.bilinear, -10000, src_nodata=0, undeclared_nodata_warps=False)
+    assert np.any((mixed > 0) & (mixed < 100))
+
+
+def test_read_onto_grid_float32_keeps_interpolated_fractions(tmp_path):
+    """An integer raster warped half a pixel off: the file's type rounds, ``dtype="float32"`` keeps the
+    fractions (user features, DEMs)."""
+    from rasterio.enums import Resampling
+
+    from iota2.core.raster import read_onto_grid
+
+    path = _raster(tmp_path / "ramp.tif", _smooth(80, 90), Affine(10, 0, 299905, 0, -10, 4900100))
+    rounded = read_onto_grid(path, TILE, Resampling.bilinear, -10000)
+    exact = read_onto_grid(path, TILE, Resampling.bilinear, np.nan, dtype="float32", tolerance=0.0)
+    assert rounded.dtype == np.int16 and exact.dtype == np.float32
+    assert np.any(exact != np.round(exact))
+    np.testing.assert_allclose(rounded, exact, atol=0.5)
+
+
+def test_read_onto_grid_names_a_missing_corrupt_or_unreferenced_file(tmp_path):
+    from rasterio.enums import Resampling
+
+    from iota2.core.raster import read_onto_grid
+
+    with pytest.raises(InputDataError, match="missing.tif' does not exist"):
+        read_onto_grid(tmp_path / "missing.tif", TILE, Resampling.nearest, 0)
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(b"II*\x00 not a real tiff")
+    with pytest.raises(InputDataError, match="corrupt.tif"):
+        read_onto_grid(corrupt, TILE, Resampling.nearest, 0)
+    plain = tmp_path / "plain.tif"
+    with rasterio.open(plain, "w", driver="GTiff", width=5, height=5, count=1, dtype="uint8") as dst:
+        dst.write(np.ones((1, 5, 5), np.uint8))
+    with pytest.raises(InputDataError, match="S1 file '.*plain.tif' has no CRS"):
+        read_onto_grid(plain, TILE, Resampling.nearest, 0, label="S1 file")
