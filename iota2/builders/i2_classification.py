@@ -208,75 +208,70 @@ class I2Classification(Builder):
         step("report", "validation", "report over runs (RESULTS.txt, figures)")
         task = graph.add_task
 
-        task("create_directories", "create_directories", _task("tile_preparation", "create_directories"),
-             {"output_path": out, "tiles": self.tiles})
-        for tile in self.tiles:
-            task(f"validity_{tile}", "validity", _task("tile_preparation", "compute_validity"),
-                 {"config": cfg, "tile": tile, "grid": grids[tile], "dates_by_sensor": self.dates_by_sensor,
-                  "output_path": out}, ["create_directories"])
-        task("ground_truth", "ground_truth", f"{__name__}:prepare_ground_truth",
-             {"config": cfg, "grids": grids, "output_path": out}, ["create_directories"])
-        for tile in self.tiles:
-            task(f"truth_pixels_{tile}", "truth_pixels", _task("samples", "tile_pixels"),
-                 {"config": cfg, "tile": tile, "grid": grids[tile], "output_path": out},
-                 ["ground_truth", f"validity_{tile}"])
-        pixel_tasks = [f"truth_pixels_{tile}" for tile in self.tiles]
+        directories = task("create_directories", "create_directories", _task("tile_preparation", "create_directories"),
+                           {"output_path": out, "tiles": self.tiles})
+        validity = {tile: task(f"validity_{tile}", "validity", _task("tile_preparation", "compute_validity"),
+                               {"config": cfg, "tile": tile, "grid": grids[tile],
+                                "dates_by_sensor": self.dates_by_sensor, "output_path": out}, [directories])
+                    for tile in self.tiles}
+        truth = task("ground_truth", "ground_truth", f"{__name__}:prepare_ground_truth",
+                     {"config": cfg, "grids": grids, "output_path": out}, [directories])
+        pixels = [task(f"truth_pixels_{tile}", "truth_pixels", _task("samples", "tile_pixels"),
+                       {"config": cfg, "tile": tile, "grid": grids[tile], "output_path": out}, [truth, validity[tile]])
+                  for tile in self.tiles]
         models = [(region, run) for region in self.regions for run in range(runs)]
-        for region, run in models:
-            task(f"selection_region_{region}_seed_{run}", "selection", _task("samples", "select_region_samples"),
-                 {"config": cfg, "region": region, "run": run, "tiles": self.tiles, "output_path": out}, pixel_tasks)
+        selection = {(region, run): task(f"selection_region_{region}_seed_{run}", "selection",
+                                         _task("samples", "select_region_samples"),
+                                         {"config": cfg, "region": region, "run": run, "tiles": self.tiles,
+                                          "output_path": out}, pixels)
+                     for region, run in models}
         for run in range(runs):
             task(f"class_statistics_seed_{run}", "class_statistics", _task("samples", "write_run_class_statistics"),
                  {"config": cfg, "run": run, "regions": self.regions, "output_path": out},
-                 [f"selection_region_{region}_seed_{run}" for region in self.regions])
-        selection_tasks = [f"selection_region_{region}_seed_{run}" for region, run in models]
+                 [selection[region, run] for region in self.regions])
         windows = {tile: [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)] for w in self.windows(tile)]
                    for tile in self.tiles}
-        extraction_tasks = []
-        for tile in self.tiles_with_truth:
-            for index, window in enumerate(windows[tile]):
-                name = f"extraction_{tile}_chunk_{index}"
-                task(name, "extraction", _task("samples", "extract_chunk_samples"),
-                     {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
-                      "dates_by_sensor": self.dates_by_sensor, "selections": [list(m) for m in models],
-                      "output_path": out}, selection_tasks)
-                extraction_tasks.append(name)
+        extraction = [task(f"extraction_{tile}_chunk_{index}", "extraction", _task("samples", "extract_chunk_samples"),
+                           {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
+                            "dates_by_sensor": self.dates_by_sensor, "selections": [list(m) for m in models],
+                            "output_path": out}, list(selection.values()))
+                      for tile in self.tiles_with_truth for index, window in enumerate(windows[tile])]
         chunks_by_tile = {tile: len(windows[tile]) for tile in self.tiles_with_truth}
+        learning = []
         for region, run in models:
-            task(f"merge_samples_region_{region}_seed_{run}", "merge_samples", _task("samples", "merge_region_samples"),
-                 {"config": cfg, "region": region, "run": run, "chunks_by_tile": chunks_by_tile, "grids": grids,
-                  "output_path": out}, extraction_tasks)
-            task(f"learning_region_{region}_seed_{run}", "learning", _task("learning", "train_model"),
-                 {"config": cfg, "region": region, "run": run, "output_path": out},
-                 [f"merge_samples_region_{region}_seed_{run}"])
-        learning_tasks = [f"learning_region_{region}_seed_{run}" for region, run in models]
+            merged = task(f"merge_samples_region_{region}_seed_{run}", "merge_samples",
+                          _task("samples", "merge_region_samples"),
+                          {"config": cfg, "region": region, "run": run, "chunks_by_tile": chunks_by_tile,
+                           "grids": grids, "output_path": out}, extraction)
+            learning.append(task(f"learning_region_{region}_seed_{run}", "learning", _task("learning", "train_model"),
+                                 {"config": cfg, "region": region, "run": run, "output_path": out}, [merged]))
+        merged_chunks = {}
         for tile in self.tiles:
-            chunk_tasks = []
-            for index, window in enumerate(windows[tile]):
-                name = f"classification_{tile}_chunk_{index}"
-                task(name, "classification", _task("classification", "classify_chunk"),
-                     {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
-                      "dates_by_sensor": self.dates_by_sensor, "regions": self.regions, "runs": runs,
-                      "all_labels": self.labels, "output_path": out},
-                     learning_tasks + ["ground_truth", f"validity_{tile}"])
-                chunk_tasks.append(name)
+            chunks = [task(f"classification_{tile}_chunk_{index}", "classification",
+                           _task("classification", "classify_chunk"),
+                           {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
+                            "dates_by_sensor": self.dates_by_sensor, "regions": self.regions, "runs": runs,
+                            "all_labels": self.labels, "output_path": out}, learning + [truth, validity[tile]])
+                      for index, window in enumerate(windows[tile])]
             for run in range(runs):
-                task(f"merge_chunks_{tile}_seed_{run}", "merge_chunks", _task("classification", "merge_tile_chunks"),
-                     {"config": cfg, "tile": tile, "grid": grids[tile], "windows": windows[tile], "run": run,
-                      "all_labels": self.labels, "output_path": out}, chunk_tasks)
+                merged_chunks[tile, run] = task(f"merge_chunks_{tile}_seed_{run}", "merge_chunks",
+                                                _task("classification", "merge_tile_chunks"),
+                                                {"config": cfg, "tile": tile, "grid": grids[tile],
+                                                 "windows": windows[tile], "run": run, "all_labels": self.labels,
+                                                 "output_path": out}, chunks)
         for run in range(runs):
             task(f"mosaic_seed_{run}", "mosaic", _task("mosaic", "mosaic_run"),
                  {"config": cfg, "tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out},
-                 [f"merge_chunks_{tile}_seed_{run}" for tile in self.tiles])
+                 [merged_chunks[tile, run] for tile in self.tiles])
         task("pixels_validity", "pixels_validity", _task("mosaic", "pixels_validity"),
              {"config": cfg, "tiles": self.tiles, "output_path": out},
-             [f"merge_chunks_{tile}_seed_0" for tile in self.tiles] + [f"validity_{t}" for t in self.tiles])
-        for run in range(runs):
-            task(f"confusion_seed_{run}", "confusion", _task("validation", "confusion_of_run"),
-                 {"config": cfg, "tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out},
-                 [f"merge_chunks_{tile}_seed_{run}" for tile in self.tiles] + pixel_tasks)
+             [merged_chunks[tile, 0] for tile in self.tiles] + list(validity.values()))
+        confusion = [task(f"confusion_seed_{run}", "confusion", _task("validation", "confusion_of_run"),
+                          {"config": cfg, "tiles": self.tiles, "run": run, "all_labels": self.labels,
+                           "output_path": out}, [merged_chunks[tile, run] for tile in self.tiles] + pixels)
+                     for run in range(runs)]
         task("report", "report", _task("validation", "report"), {"config": cfg, "runs": runs, "output_path": out},
-             [f"confusion_seed_{run}" for run in range(runs)])
+             confusion)
         return graph
 
 

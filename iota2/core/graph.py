@@ -98,17 +98,44 @@ class Graph:
         self.steps[name] = step
         return step
 
+    @staticmethod
+    def task_name(name: str) -> str:
+        """The name a task is stored under: characters other than letters, digits, ``_`` and ``.`` become ``_``
+        (task names are file names of logs), so a region called ``north-east`` gives ``..._north_east``."""
+        return re.sub(r"[^A-Za-z0-9_.]+", "_", name)
+
     def add_task(self, name: str, step: str, function, kwargs: dict | None = None,
-                 dependencies: list[str] | None = None) -> Task:
-        name = re.sub(r"[^A-Za-z0-9_.]+", "_", name)
+                 dependencies: list["Task | str | None"] | None = None) -> Task:
+        """Add a task and return it.
+
+        Parameters
+        ----------
+        name
+            Unique name (normalised by :meth:`task_name`).
+        step
+            Name of a step added before.
+        function
+            ``"package.module:function"`` or a module-level callable.
+        kwargs
+            Its keyword arguments: small, picklable values.
+        dependencies
+            Tasks (as returned by this method) or their names, that must succeed before it starts; ``None``
+            entries are ignored.
+        """
+        name = self.task_name(name)
         if name in self.tasks:
             raise ValueError(f"duplicate task name {name!r}")
         if step not in self.steps:
             raise ValueError(f"task {name!r} uses unknown step {step!r}")
-        deps = [dep for dep in (dependencies or []) if dep is not None]
-        for dep in deps:
-            if dep not in self.tasks:
-                raise ValueError(f"task {name!r} depends on unknown task {dep!r}")
+        deps = []
+        for dep in dependencies or []:
+            if dep is None:
+                continue
+            dep_name = dep.name if isinstance(dep, Task) else self.task_name(dep)
+            if dep_name not in self.tasks:
+                raise ValueError(f"task {name!r} depends on unknown task {dep_name!r}")
+            if dep_name not in deps:
+                deps.append(dep_name)
         task = Task(name, step, function, dict(kwargs or {}), deps)
         self.tasks[name] = task
         return task

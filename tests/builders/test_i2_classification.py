@@ -130,3 +130,21 @@ def test_user_fixed_chunks_and_grid_search(tmp_path, make_config):
     assert len(list((out / "classif" / "chunks").glob("T31TCJ_seed_0_chunk_*.tif"))) == 6  # 2 x 3 chunks
     report = json.loads((out / "model" / "model_1_seed_0_cross_val_param.cv").read_text())
     assert report["best_params"]["max_depth"] == 12
+
+
+def test_region_names_with_any_characters(tmp_path, make_config, s2_dataset):
+    """Regions named 'north-east' and 'south west': tasks get file-safe names, models keep the region's name."""
+    bounds = gpd.read_file(s2_dataset["ground_truth"]).total_bounds
+    xmid = (bounds[0] + bounds[2]) / 2
+    region_file = tmp_path / "regions.gpkg"
+    gpd.GeoDataFrame({"zone": ["north-east", "south west"]},
+                     geometry=[box(bounds[0] - 1e4, bounds[1] - 1e4, xmid, bounds[3] + 1e4),
+                               box(xmid, bounds[1] - 1e4, bounds[2] + 1e4, bounds[3] + 1e4)],
+                     crs=gpd.read_file(s2_dataset["ground_truth"]).crs).to_file(region_file)
+    config = make_config(chain={"region_path": str(region_file), "region_field": "zone"})
+    assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"]) == 0
+    out = tmp_path / "out"
+    assert (out / "logs" / "learning" / "learning_region_north_east_seed_0.log").exists()
+    for region in ("north-east", "south west"):
+        assert (out / "model" / f"model_{region}_seed_0.skops").exists()
+    assert (out / "final" / "Classif_Seed_0.tif").exists()

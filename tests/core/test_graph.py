@@ -78,3 +78,16 @@ def test_status_journal_ignores_a_line_cut_by_a_kill(tmp_path):
     assert TaskStatus(path).is_done("report") and not TaskStatus(path).is_done("classification_T1_chunk_1")
     status.reset()
     assert TaskStatus(path).states == {}
+
+
+def test_dependencies_are_tasks_or_names_whatever_their_characters():
+    graph = Graph(GROUPS)
+    graph.add_step("a", "init", "first step")
+    graph.add_step("b", "sampling", "second step")
+    north_east = graph.add_task("selection_region_north-east_seed_0", "a", "m:f")
+    assert north_east.name == "selection_region_north_east_seed_0"
+    by_task = graph.add_task("after_task", "b", "m:f", dependencies=[north_east, None])
+    by_name = graph.add_task("after_name", "b", "m:f", dependencies=["selection_region_north-east_seed_0"])
+    assert by_task.dependencies == by_name.dependencies == [north_east.name]
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        graph.add_task("x", "b", "m:f", dependencies=["nope"])
