@@ -17,8 +17,8 @@ window reading onto the reference grid, gap-filling, spectral indices and labels
 Reading is done window by window on the tile's reference grid, so memory is bounded by the window:
 when a file is in the grid's CRS and aligned with it (same pixel lattice, file resolution an integer
 multiple of the grid's), the matching window is read directly (bilinear up-sampling of coarser bands,
-nearest for masks); otherwise the file is warped onto the window's grid with a
-:class:`rasterio.vrt.WarpedVRT`. Both give identical values on aligned data, except next to nodata
+nearest for masks); otherwise the file is warped onto the window's grid
+(:func:`iota2.core.raster.read_onto_grid`, the reader shared by every sensor). Both give identical values on aligned data, except next to nodata
 pixels, where both interpolate over the valid neighbours only but weigh them slightly differently.
 Reflectances are kept in the products' scale (x10000); the products' nodata value is replaced by
 :data:`NODATA` (-10000) so that every sensor shares one nodata value.
@@ -41,14 +41,13 @@ import rasterio
 import rasterio.transform
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
 from iota2.core import config as config_module
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
-from iota2.core.raster import Grid, open_input_raster, open_raster, read_checked, warp_scale_options
+from iota2.core.raster import Grid, open_raster, read_onto_grid
 from iota2.core.sensor import Sensor, SensorData, warn_once
 from iota2.core.timeseries import interpolation_grid, parse_date, series_on_dates
 
@@ -62,8 +61,6 @@ MASK_FILL = 255
 INDEX_BANDS = {"NDVI": ("B4", "B8"), "NDWI": ("B8", "B11"), "BRIGHTNESS": ()}
 #: denominators smaller than this in absolute value give an index of 0
 INDEX_EPSILON = 1e-5
-
-_TOLERANCE = 1e-6
 
 
 def theia_date(name: str) -> str | None:
@@ -369,94 +366,6 @@ def compute_features(interpolated: np.ndarray, band_names: list[str], dates: lis
 
 
 # ----------------------------------------------------------------------------------------------------
-# reading
-# ----------------------------------------------------------------------------------------------------
-
-def _is_integer(value: float) -> bool:
-    return abs(value - round(value)) <= _TOLERANCE
-
-
-def aligned_window(dataset, grid: Grid) -> Window | None:
-    """The window of ``dataset`` covering ``grid`` if they share CRS and pixel lattice, else ``None``.
-
-    Aligned means: same CRS, both north-up, the dataset's pixel size an integer multiple (>= 1) of the
-    grid's, the grid's origin on a node of the grid-resolution lattice anchored at the dataset's
-    origin, and the grid inside the dataset. The window has fractional offsets when the dataset is
-    coarser than the grid (e.g. a 20 m band read onto a 10 m grid).
-    """
-    src, dst = dataset.transform, grid.transform
-    if src.b or src.d or dst.b or dst.d or src.a <= 0 or dst.a <= 0 or src.e >= 0 or dst.e >= 0:
-        return None
-    x_factor, y_factor = src.a / dst.a, src.e / dst.e
-    if not (_is_integer(x_factor) and _is_integer(y_factor)) or round(x_factor) < 1 or round(y_factor) < 1:
-        return None
-    col, row = (dst.c - src.c) / dst.a, (dst.f - src.f) / dst.e
-    if not (_is_integer(col) and _is_integer(row)):
-        return None
-    x_factor, y_factor = round(x_factor), round(y_factor)
-    col_off, row_off = round(col) / x_factor, round(row) / y_factor
-    width, height = grid.width / x_factor, grid.height / y_factor
-    if (col_off < 0 or row_off < 0 or col_off + width > dataset.width + _TOLERANCE
-            or row_off + height > dataset.height + _TOLERANCE):
-        return None
-    if dataset.crs != grid.crs:
-        return None
-    return Window(col_off, row_off, width, height)
-
-
-def read_onto_grid(path: str | Path, grid: Grid, resampling: Resampling, fill: float,
-                   source_nodata: float | None = None, force_warp: bool = False) -> np.ndarray:
-    """Read band 1 of a raster resampled onto ``grid``.
-
-    Parameters
-    ----------
-    path
-        Raster file.
-    grid
-        Target grid (typically a window of a tile's reference grid).
-    resampling
-        Resampling used when the file's resolution differs from the grid's.
-    fill
-        Value of grid pixels outside the file.
-    source_nodata
-        Nodata value of the file if it declares none: left out of the resampling kernel.
-    force_warp
-        Always warp with a :class:`~rasterio.vrt.WarpedVRT` (used to check the direct path).
-
-    Returns
-    -------
-    numpy.ndarray
-        (grid.height, grid.width) array in the file's data type.
-
-    Raises
-    ------
-    InputDataError
-        If the file is missing, unreadable or corrupt (the message names it).
-    """
-    shape = (grid.height, grid.width)
-    with open_input_raster(path) as src:
-        window = None if force_warp else aligned_window(src, grid)
-        if (window is not None and src.nodata is None and source_nodata is not None
-                and resampling != Resampling.nearest and (window.width, window.height) != (grid.width, grid.height)):
-            # GDAL's resampled read would mix the undeclared nodata value into the pixels next to it; the
-            # warper leaves it out of the kernel (same values elsewhere)
-            window = None
-        if window is not None:
-            if window.width == grid.width and window.height == grid.height:
-                return read_checked(src, 1, window=window)
-            return read_checked(src, 1, window=window, out_shape=shape, resampling=resampling)
-        nodata = src.nodata if src.nodata is not None else source_nodata
-        try:
-            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                           resampling=resampling, src_nodata=nodata, nodata=fill,
-                           **warp_scale_options(src, grid)) as vrt:
-                return vrt.read(1)
-        except rasterio.errors.RasterioError as exc:
-            raise InputDataError(f"raster '{path}' is corrupt or cannot be warped onto the tile grid ({exc}); "
-                                 "replace it with a valid georeferenced GeoTIFF") from exc
-
-
-# ----------------------------------------------------------------------------------------------------
 # the sensor
 # ----------------------------------------------------------------------------------------------------
 
@@ -730,7 +639,7 @@ class OpticalSensor(Sensor):
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
             for band_index, band in enumerate(self.bands):
                 values = read_onto_grid(product.band_path(band), grid, Resampling.bilinear, self.nodata,
-                                        source_nodata=self.source_nodata)
+                                        src_nodata=self.source_nodata)
                 if values.dtype.kind == "f":
                     not_a_number = np.isnan(values)
                     if not_a_number.any():

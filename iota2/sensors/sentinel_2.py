@@ -13,15 +13,16 @@ reflectances are stored x10000 with nodata -10000.
 
 Everything but the layout is shared with the other optical sensors in :mod:`iota2.sensors.optical`
 (reading onto the reference grid, gap-filling, indices, labels); the names below are re-exported for
-the modules that import them from here.
+the modules that import them from here (``aligned_window`` and ``read_onto_grid`` live in
+:mod:`iota2.core.raster`).
 """
 
 from __future__ import annotations
 
 from iota2.core.hookspecs import hookimpl
+from iota2.core.raster import aligned_window, read_onto_grid
 from iota2.sensors.optical import (INDEX_BANDS, INDEX_EPSILON, MASK_FILL, NODATA, MaskSpec, OpticalSensor,
-                                   TheiaProduct, aligned_window, compute_features, read_onto_grid, sensor_sections,
-                                   theia_date)
+                                   TheiaProduct, compute_features, sensor_sections, theia_date)
 
 __all__ = ["BANDS", "BANDS_10M", "INDEX_BANDS", "INDEX_EPSILON", "MASKS", "MASK_FILL", "NODATA", "Product",
            "Sentinel2Theia", "aligned_window", "compute_features", "product_date", "read_onto_grid"]
