@@ -22,7 +22,7 @@ from pathlib import Path
 
 from iota2.core.config import Config, load_config, reference_markdown
 from iota2.core.errors import ConfigError, Iota2Error, TaskFailedError
-from iota2.core.graph import STATUS_FILE, Graph, TaskStatus
+from iota2.core.graph import Graph, TaskStatus
 from iota2.core.output_folder import (INCOMPLETE_NOTE, MARKER, PREVIOUS_FINAL, RunLock, check_output_folder,
                                       mark_output_folder, remove_incomplete_note, remove_outputs,
                                       set_aside_previous_products, write_incomplete_note)
@@ -142,7 +142,6 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
     starting = None
     if args.scheduler_type in ("Slurm", "PBS"):
         import dask_jobqueue  # noqa: F401 - sets a signal handler when imported: only the main thread may
-    status = TaskStatus(output / STATUS_FILE)
     if args.scheduler_type == "localCluster":
         start_worker_server()  # from this thread: the workers ignore Ctrl-C, which the driver handles
     if args.scheduler_type != "debug":
@@ -154,7 +153,7 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
         fresh = config["chain"]["remove_output_path"] and not args.restart
         for _builder, graph, groups in plans:
             if groups[0] != graph.groups[0] and not fresh:  # earlier groups' outputs must be there, up to date
-                graph.check_prerequisites(groups, status)
+                graph.check_prerequisites(groups, TaskStatus(output / graph.status_file))
     except BaseException as exc:
         if starting is not None:
             starting.result().close()

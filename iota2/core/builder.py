@@ -39,5 +39,10 @@ class Builder:
         """Cheap checks of the inputs (headers, vector attributes) before any task runs."""
 
     def build_graph(self) -> Graph:
-        """Return the full task graph of this builder."""
+        """Return the full task graph of this builder.
+
+        The graph names the journal of its tasks in the output folder (``Graph(groups, status_file=...)``): a
+        builder other than the classification builder gives its own, e.g. ``IOTA2_tasks_status_<builder>.txt``
+        (and lists it in :attr:`output_entries`), so that builders run into one folder keep separate restart
+        states."""
         raise NotImplementedError

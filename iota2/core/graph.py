@@ -84,8 +84,11 @@ class Task:
 class Graph:
     """An ordered set of steps and tasks."""
 
-    def __init__(self, groups: list[str]):
+    def __init__(self, groups: list[str], status_file: str = STATUS_FILE):
         self.groups = list(groups)
+        #: name of the journal of this graph's tasks in the output folder: builders run into one folder keep
+        #: their own, so one's run does not touch another's restart state
+        self.status_file = status_file
         self.steps: dict[str, Step] = {}
         self.tasks: dict[str, Task] = {}
         #: the graph this one was selected from (itself for a full graph)
@@ -160,7 +163,7 @@ class Graph:
     def subgraph(self, groups: list[str]) -> "Graph":
         """The tasks of the given groups; dependencies on tasks outside them are dropped (their outputs
         are expected on disk from an earlier run)."""
-        selected = Graph(self.groups)
+        selected = Graph(self.groups, self.status_file)
         for step in self.steps.values():
             if step.group in groups:
                 selected.steps[step.name] = step

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from iota2.core.errors import ConfigError, OutputWriteError, TaskFailedError
 from iota2.core.fingerprint import RecordingConfig, task_fingerprint
-from iota2.core.graph import STATUS_FILE, Graph, Task, TaskStatus
+from iota2.core.graph import Graph, Task, TaskStatus
 from iota2.core.raster import DISK_ERRNOS
 
 LOGGER = logging.getLogger(__name__)
@@ -368,7 +368,7 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
     """
     output_path = Path(output_path)
     output_path.mkdir(parents=True, exist_ok=True)
-    status = TaskStatus(output_path / STATUS_FILE)
+    status = TaskStatus(output_path / graph.status_file)
     fingerprints = graph.full.up_to_date(status)  # tasks whose outputs are still those of the current settings
     if restart:  # a task whose settings or inputs changed runs again, and so does every task after it
         states = {name: "done" for name in graph.tasks if name in fingerprints}

@@ -257,3 +257,20 @@ def test_progress_bar_names_the_running_steps_and_gives_no_time_estimate():
     shown = stream.getvalue()
     assert "running: classification x2, learning" in shown
     assert "0/3 tasks" in shown and "<" not in shown  # no remaining-time field
+
+
+def test_graphs_with_their_own_journals_keep_their_restart_states(tmp_path):
+    """Two builders' graphs run into one folder, with the same task names: each keeps its own journal."""
+    out = str(tmp_path / "trace.txt")
+    graphs = []
+    for journal in ("IOTA2_tasks_status.txt", "IOTA2_tasks_status_other.txt"):
+        graph = Graph(["g"], status_file=journal)
+        graph.add_step("s", "g", "step")
+        graph.add_task("create_directories", "s", "scheduler_tasks:append", {"path": out, "text": journal})
+        graphs.append(graph)
+    execute(graphs[0], tmp_path / "out", "debug", progress=False)
+    execute(graphs[1], tmp_path / "out", "debug", progress=False)  # not -restart: reruns its own tasks only
+    assert TaskStatus(tmp_path / "out" / "IOTA2_tasks_status.txt").is_done("create_directories")
+    assert TaskStatus(tmp_path / "out" / "IOTA2_tasks_status_other.txt").is_done("create_directories")
+    execute(graphs[0], tmp_path / "out", "debug", progress=False, restart=True)
+    assert (tmp_path / "trace.txt").read_text().split() == ["IOTA2_tasks_status.txt", "IOTA2_tasks_status_other.txt"]
