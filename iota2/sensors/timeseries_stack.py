@@ -31,18 +31,16 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from iota2.core import config as config_module
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
-from iota2.core.raster import Grid, open_input_raster, open_raster, read_checked, warp_scale_options
+from iota2.core.raster import Grid, open_input_raster, open_raster, read_onto_grid
 from iota2.core.sensor import Sensor, SensorData, warn_once
 from iota2.core.timeseries import interpolation_grid, series_on_dates
-from iota2.sensors import sentinel_2 as _s2
-from iota2.sensors.sentinel_2 import compute_features, read_onto_grid
+from iota2.sensors.sentinel_2 import compute_features
 
 LOGGER = logging.getLogger(__name__)
 
@@ -83,25 +81,12 @@ def _check_indices(value):
 
 
 def _read_bands(path: Path, grid: Grid, resampling: Resampling, fill: float) -> np.ndarray:
-    """Every band of ``path`` on ``grid`` as (bands, rows, cols) float32 (direct read when aligned)."""
-    with open_input_raster(path) as src:
-        aligned = getattr(_s2, "aligned_window", None)
-        window = aligned(src, grid) if aligned is not None else None
-        if window is not None:
-            if window.width == grid.width and window.height == grid.height:
-                data = read_checked(src, window=window)
-            else:
-                data = read_checked(src, window=window, out_shape=(src.count, grid.height, grid.width),
-                                    resampling=resampling)
-            return data.astype(np.float32, copy=False)
-        try:
-            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                           resampling=resampling, src_nodata=src.nodata if src.nodata is not None else fill,
-                           nodata=fill, **warp_scale_options(src, grid)) as vrt:
-                return vrt.read().astype(np.float32, copy=False)
-        except rasterio.errors.RasterioError as exc:
-            raise InputDataError(f"raster '{path}' is corrupt or cannot be warped onto the tile grid ({exc}); "
-                                 "replace it with a valid georeferenced GeoTIFF") from exc
+    """Every band of ``path`` on ``grid`` as (bands, rows, cols) float32 (direct read when aligned).
+
+    ``fill`` is the warp's nodata for a file that declares none; an aligned coarser file keeps GDAL's resampled
+    read (``undeclared_nodata_warps=False``, see :func:`iota2.core.raster.read_onto_grid`)."""
+    values = read_onto_grid(path, grid, resampling, fill, fill, bands=None, undeclared_nodata_warps=False)
+    return values.astype(np.float32, copy=False)
 
 
 class TimeSeriesStack(Sensor):
