@@ -28,15 +28,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
-from iota2.core.raster import Grid, open_input_raster, open_raster, read_checked, warp_scale_options
+from iota2.core.raster import Grid, open_raster, read_onto_grid
 from iota2.core.sensor import Sensor, SensorData
-from iota2.sensors.sentinel_2 import aligned_window
 
 LOGGER = logging.getLogger(__name__)
 
@@ -61,8 +60,8 @@ def read_band_onto_grid(path: str | Path, band: int, grid: Grid,
     """Read band ``band`` of a raster resampled onto ``grid``, whatever its CRS, resolution and extent.
 
     A raster already on the grid's pixel lattice at the same resolution is read directly; otherwise
-    it is warped with GDAL (exact transformation, no approximation, so that reading a window gives
-    the same values as the matching part of the whole grid).
+    it is warped with GDAL in float32 (exact transformation, no approximation, so that reading a window gives
+    the same values as the matching part of the whole grid), see :func:`iota2.core.raster.read_onto_grid`.
 
     Parameters
     ----------
@@ -81,28 +80,14 @@ def read_band_onto_grid(path: str | Path, band: int, grid: Grid,
         (grid.height, grid.width) float32.
     valid : numpy.ndarray
         (grid.height, grid.width) bool, False outside the raster and on its nodata.
+
+    Raises
+    ------
+    InputDataError
+        If the raster is missing, corrupt or has no CRS (the message names it).
     """
-    shape = (grid.height, grid.width)
-    with open_input_raster(path) as src:
-        if src.crs is None:
-            raise InputDataError(f"raster '{path}' has no CRS; georeference it (e.g. gdal_edit.py -a_srs EPSG:...)")
-        nodata = src.nodatavals[band - 1] if src.nodatavals else src.nodata
-        window = aligned_window(src, grid)
-        if window is not None and window.width == grid.width and window.height == grid.height:
-            values = read_checked(src, band, window=window).astype(np.float32)
-        else:
-            values = np.full(shape, np.nan, dtype=np.float32)
-            try:
-                reproject(rasterio.band(src, band), values, src_nodata=nodata, dst_transform=grid.transform,
-                          dst_crs=grid.crs, dst_nodata=np.nan, resampling=resampling, tolerance=0.0,
-                          **warp_scale_options(src, grid))
-            except rasterio.errors.RasterioError as exc:
-                raise InputDataError(f"raster '{path}' is corrupt or cannot be warped onto the tile grid ({exc}); "
-                                     "replace it with a valid georeferenced raster") from exc
-    valid = ~np.isnan(values)
-    if nodata is not None and not np.isnan(nodata):
-        valid &= values != np.float32(nodata)
-    return values, valid
+    return read_onto_grid(path, grid, resampling, np.nan, bands=band, resampled_direct=False, dtype="float32",
+                          tolerance=0.0, with_valid=True)
 
 
 class UserFeatures(Sensor):
