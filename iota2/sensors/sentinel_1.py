@@ -39,14 +39,13 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
-from iota2.core.raster import Grid, atomic_output, open_input_raster, open_raster, warp_scale_options
+from iota2.core.raster import Grid, atomic_output, open_input_raster, open_raster, read_onto_grid
 from iota2.core.sensor import Sensor, SensorData
 from iota2.core.timeseries import date_grid, day_numbers, gapfill_linear
 
@@ -313,18 +312,11 @@ def _warp(path: Path, band: int, grid: Grid) -> np.ndarray:
     """Band ``band`` of ``path`` resampled (bilinear) onto ``grid``; 0 outside the file and at no-data.
 
     The warp uses an (almost) exact transformer (``tolerance=1e-9``; GDAL rejects 0), so any window of a grid gets the same values
-    as the whole grid.
+    as the whole grid. Even a file aligned with the grid is warped: only the warper turns its nodata into 0
+    (see :func:`iota2.core.raster.read_onto_grid`).
     """
-    with open_input_raster(path) as src:
-        nodata = src.nodata if src.nodata is not None else 0.0
-        try:
-            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                           resampling=Resampling.bilinear, src_nodata=nodata, nodata=0.0,
-                           tolerance=1e-9, **warp_scale_options(src, grid)) as vrt:
-                values = vrt.read(band)
-        except rasterio.errors.RasterioError as exc:
-            raise InputDataError(f"Sentinel-1 file '{path}' is corrupt or cannot be warped onto the tile grid "
-                                 f"({exc})") from exc
+    values = read_onto_grid(path, grid, Resampling.bilinear, 0.0, 0.0, bands=band, force_warp=True, tolerance=1e-9,
+                            label="Sentinel-1 file")
     values = values.astype(np.float32, copy=False)
     values[~np.isfinite(values)] = 0.0
     return values
