@@ -24,7 +24,8 @@ import numpy as np
 import rasterio
 
 from iota2.core.errors import ConfigError
-from iota2.core.raster import Grid, atomic_output
+from iota2.core.hookspecs import hookimpl
+from iota2.core.raster import Grid, atomic_output, read_onto_grid
 
 LOGGER = logging.getLogger(__name__)
 
@@ -93,10 +94,13 @@ def slope_aspect(dem: np.ndarray, x_res: float, y_res: float) -> tuple[np.ndarra
 
 
 def dem_onto_grid(dem_path: str | Path, grid: Grid) -> np.ndarray:
-    """Band 1 of ``dem_path`` resampled (bilinear) onto ``grid`` as float32, NaN outside or on nodata."""
-    from iota2.sensors.user_features import read_band_onto_grid
+    """Band 1 of ``dem_path`` resampled (bilinear) onto ``grid`` as float32, NaN outside or on nodata.
 
-    values, valid = read_band_onto_grid(dem_path, 1, grid, rasterio.enums.Resampling.bilinear)
+    Read as user features read their rasters (interpolated in float32 with an exact transformer, see
+    :func:`iota2.core.raster.read_onto_grid`), so that ``mnt.tif`` holds what user features would read from the
+    DEM itself."""
+    values, valid = read_onto_grid(dem_path, grid, rasterio.enums.Resampling.bilinear, np.nan, bands=1,
+                                   resampled_direct=False, dtype="float32", tolerance=0.0, with_valid=True)
     return np.where(valid, values, np.nan).astype(np.float32)
 
 
@@ -173,3 +177,9 @@ def main(argv: list[str]) -> int:
     paths = terrain(args.dem, args.like, out_dir)
     print(f"wrote {', '.join(str(path) for path in paths.values())}")
     return 0
+
+
+@hookimpl
+def iota2_register_commands():
+    """Register ``iota2 terrain`` (DEM -> mnt, pente, aspect on a reference grid)."""
+    return {"terrain": main}

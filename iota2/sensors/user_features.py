@@ -317,14 +317,6 @@ def iota2_register_sensors():
 
 
 @hookimpl
-def iota2_register_commands():
-    """Register ``iota2 terrain`` (DEM -> mnt, pente, aspect on a reference grid)."""
-    from iota2.sensors.terrain import main
-
-    return {"terrain": main}
-
-
-@hookimpl
 def iota2_config_sections():
     """Declare the ``userFeat`` section and ``chain.user_feat_path``."""
     return [

@@ -88,3 +88,27 @@ def test_cli_refuses_geographic_reference(tmp_path, capsys):
                 CRS.from_epsg(4326))
     assert main(["terrain", str(dem), "--like", str(reference), "--out", str(tmp_path / "o")]) == 2
     assert "geographic" in capsys.readouterr().err
+
+
+def test_terrain_registers_its_command_and_needs_no_other_sensor(tmp_path):
+    """``iota2 terrain`` comes from the terrain module's own plugin entry, and terrain runs without importing the
+    user-features sensor (which imports nothing of terrain)."""
+    import subprocess
+    import sys
+
+    from iota2.core import plugins
+    from iota2.sensors import terrain
+
+    assert plugins.commands()["terrain"] is terrain.main
+    providers = {row["module"]: row["provides"] for row in plugins.describe_plugins()}
+    assert "command:terrain" in providers["iota2.sensors.terrain"]
+    assert "command:terrain" not in providers["iota2.sensors.user_features"]
+    affine = Affine(30.0, 0, 500000.0, 0, -30.0, 4800000.0)
+    dem = write(tmp_path / "dem.tif", plane(0.1, 0.0, res=30.0).astype(np.float32), affine, CRS.from_epsg(32631))
+    code = ("import sys, iota2.sensors.terrain as t; "
+            f"t.terrain({str(dem)!r}, {str(dem)!r}, {str(tmp_path / 'out')!r}); "
+            "sys.exit(3 if 'iota2.sensors.user_features' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert (tmp_path / "out" / "pente.tif").exists()
+    code = "import sys, iota2.sensors.user_features; sys.exit(3 if 'iota2.sensors.terrain' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
