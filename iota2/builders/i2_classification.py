@@ -11,17 +11,16 @@ import importlib
 import logging
 from pathlib import Path
 
-from rasterio.crs import CRS
 
 from iota2.builders import tile_preparation
 from iota2.core.builder import Builder
 from iota2.core.config import Config, require
 from iota2.core.errors import ConfigError, InputDataError
-from iota2.core.features import bytes_per_pixel, enabled_sensors, grid_sensor
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
 from iota2.core.nomenclature import read_color_table, read_nomenclature
-from iota2.core.raster import Grid, chunk_windows, write_raster
+from iota2.core.raster import Grid, write_raster
+from iota2.core.tiles import TileSet, prepare_tiles
 
 LOGGER = logging.getLogger(__name__)
 
@@ -88,6 +87,7 @@ class I2Classification(Builder):
         self.regions: list[str] = []
         self.labels: list[int] = []
         self.tiles_with_truth: list[str] = []
+        self.tile_set: TileSet | None = None
         self.config_checked = False
 
     # ------------------------------------------------------------------ checks
@@ -124,26 +124,11 @@ class I2Classification(Builder):
         """Check config, sensors and ground truth; compute grids, dates, regions and labels (cheap)."""
         if not self.config_checked:  # the command line checks the configuration first, before any cluster starts
             self.check_config()
-        self.sensor_classes = enabled_sensors(self.config)
+        self.tile_set = prepare_tiles(self.config, self.parallel_tasks)
+        self.sensor_classes = self.tile_set.sensor_classes
+        self.grids = self.tile_set.grids
+        self.dates_by_sensor = self.tile_set.dates_by_sensor
         chain = self.config["chain"]
-        crs = CRS.from_user_input(chain["proj"]) if chain.get("proj") else None
-        resolution = chain.get("spatial_resolution")
-        first = grid_sensor(self.sensor_classes)
-        for tile in self.tiles:
-            sensor = first(self.config, tile)
-            sensor.check_inputs()
-            grid = sensor.reference_grid(crs=crs, resolution=resolution)
-            if crs is None:
-                crs = grid.crs
-            self.grids[tile] = grid
-        for cls in self.sensor_classes:
-            dates_by_tile = {}
-            for tile in self.tiles:
-                sensor = cls(self.config, tile)
-                if cls is not first:
-                    sensor.check_inputs(grid=self.grids[tile])
-                dates_by_tile[tile] = sensor.input_dates()
-            self.dates_by_sensor[cls.config_section] = cls.interpolation_dates(self.config, dates_by_tile)
         pieces = steps.ground_truth.formatted_ground_truth(self.config, self.grids)
         self.labels = sorted(int(v) for v in pieces["label"].unique())
         self.regions = sorted(pieces["region"].unique().tolist(), key=lambda r: (len(r), r))
@@ -176,11 +161,8 @@ class I2Classification(Builder):
 
     # ------------------------------------------------------------------ graph
     def windows(self, tile: str) -> list:
-        managing = self.config["python_data_managing"]
-        return chunk_windows(self.grids[tile], managing["chunk_size_mode"], managing["number_of_chunks"],
-                             managing["chunk_size_x"], managing["chunk_size_y"],
-                             bytes_per_pixel(self.config, tile, self.dates_by_sensor, self.sensor_classes),
-                             managing["memory_per_task_mb"], multiple_of=self.parallel_tasks)
+        """Chunk windows of ``tile`` (see :meth:`iota2.core.tiles.TileSet.windows`)."""
+        return self.tile_set.windows(tile)
 
     def build_graph(self) -> Graph:
         if not self.grids:
@@ -229,8 +211,7 @@ class I2Classification(Builder):
             task(f"class_statistics_seed_{run}", "class_statistics", _task("samples", "write_run_class_statistics"),
                  {"config": cfg, "run": run, "regions": self.regions, "output_path": out},
                  [selection[region, run] for region in self.regions])
-        windows = {tile: [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)] for w in self.windows(tile)]
-                   for tile in self.tiles}
+        windows = self.tile_set.window_lists()
         extraction = [task(f"extraction_{tile}_chunk_{index}", "extraction", _task("samples", "extract_chunk_samples"),
                            {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
                             "dates_by_sensor": self.dates_by_sensor, "selections": [list(m) for m in models],
