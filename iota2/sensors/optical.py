@@ -26,7 +26,6 @@ Reflectances are kept in the products' scale (x10000); the products' nodata valu
 
 from __future__ import annotations
 
-import ast
 import concurrent.futures
 import dataclasses
 import logging
@@ -45,6 +44,7 @@ from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
 from iota2.core import config as config_module
+from iota2.core.band_math import BandMath
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.raster import Grid, open_raster, read_onto_grid
@@ -196,38 +196,6 @@ class TheiaProduct(OpticalProduct):
 # features
 # ----------------------------------------------------------------------------------------------------
 
-_ALLOWED_FUNCTIONS = {"sqrt": np.sqrt, "abs": np.abs, "exp": np.exp, "log": np.log, "log10": np.log10,
-                      "min": np.minimum, "max": np.maximum, "sin": np.sin, "cos": np.cos, "tan": np.tan}
-_ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Load, ast.Constant,
-                  ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
-
-
-def _compile_expression(expression: str, band_names: list[str], section: str = "Sentinel_2"):
-    """Check a band-math expression (``b1`` ... ``bN``, + - * / ^, a few functions) and compile it."""
-    n_bands = len(band_names)
-    text = expression.strip().replace("^", "**")
-    where = f"{section}.additional_features"
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as exc:
-        raise ConfigError(f"{where}: cannot parse the expression {expression!r} ({exc.msg}); write e.g. "
-                          "'(b7-b3)/(b7+b3)*1000'") from exc
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise ConfigError(f"{where}: {type(node).__name__} is not allowed in {expression!r}; use b1..b{n_bands}, "
-                              f"numbers, + - * / ^ and {', '.join(sorted(_ALLOWED_FUNCTIONS))}")
-        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name)
-                                               and node.func.id in _ALLOWED_FUNCTIONS):
-            raise ConfigError(f"{where}: unknown function in {expression!r}; use one of "
-                              f"{', '.join(sorted(_ALLOWED_FUNCTIONS))}")
-        if isinstance(node, ast.Name) and node.id not in _ALLOWED_FUNCTIONS:
-            match = re.fullmatch(r"b(\d+)", node.id)
-            if not match or not 1 <= int(match.group(1)) <= n_bands:
-                raise ConfigError(f"{where}: unknown name '{node.id}' in {expression!r}; bands are b1..b{n_bands} "
-                                  f"({', '.join(band_names)} in this order)")
-    return compile(tree, "<additional_features>", "eval")
-
-
 def compute_features(interpolated: np.ndarray, band_names: list[str], dates: list[str], *,
                      sensor: str = "Sentinel2", copy_input: bool = True,
                      indices: list[str] | tuple[str, ...] = ("NDVI", "NDWI", "Brightness"),
@@ -308,7 +276,7 @@ def compute_features(interpolated: np.ndarray, band_names: list[str], dates: lis
                               f"(arg_train.features); add it or remove {name} from arg_train.features")
         requested.append(key)
     expressions = [expression for expression in additional_features if expression.strip()]
-    compiled = [_compile_expression(expression, band_names, section) for expression in expressions]
+    compiled = [BandMath(expression, band_names, f"{section}.additional_features") for expression in expressions]
 
     prefix = sensor.lower()
     dates = list(dates)
@@ -354,9 +322,9 @@ def compute_features(interpolated: np.ndarray, band_names: list[str], dates: lis
             offset += n_dates
     if compiled:
         namespace = {f"b{band + 1}": interpolated[:, band].astype(np.float32) for band in range(n_bands)}
-        for number, code in enumerate(compiled, start=1):
+        for number, expression in enumerate(compiled, start=1):
             with np.errstate(all="ignore"):
-                value = eval(code, {"__builtins__": {}, **_ALLOWED_FUNCTIONS}, namespace)  # noqa: S307 - checked AST
+                value = expression.evaluate(namespace)
             value = np.broadcast_to(np.asarray(value, dtype=np.float32), (n_dates, rows, cols))
             value = np.trunc(np.nan_to_num(value, nan=0.0, posinf=32767.0, neginf=-32768.0))
             pixels[:, offset:offset + n_dates] = value.reshape(n_dates, rows * cols).T
