@@ -25,6 +25,7 @@ from pathlib import Path
 from iota2.core.errors import ConfigError, OutputWriteError, TaskFailedError
 from iota2.core.fingerprint import RecordingConfig, task_fingerprint
 from iota2.core.graph import Graph, Task, TaskStatus
+from iota2.core.layout import OutputLayout
 from iota2.core.raster import DISK_ERRNOS
 
 LOGGER = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ length for one from the mean rate: a learning task can take a minute, a chunk a 
 
 
 def task_log_path(output_path: str | Path, task: Task) -> Path:
-    """``logs/<step>/<task>.log`` under the output root."""
-    return Path(output_path) / "logs" / task.step / f"{task.name}.log"
+    """``logs/<step>/<task>.log`` under the output root (:meth:`iota2.core.layout.OutputLayout.task_log`)."""
+    return OutputLayout(output_path).task_log(task.step, task.name)
 
 
 def task_threads() -> int:
@@ -303,7 +304,7 @@ def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_r
         method = start_worker_server()
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
             return LocalCluster(n_workers=nb_parallel_tasks, threads_per_worker=1, processes=True,
-                                memory_limit=0, dashboard_address=None, preload=["iota2.core.worker_preload"],
+                                memory_limit=0, dashboard_address=":0", preload=["iota2.core.worker_preload"],
                                 env={THREADS_ENV: str(max(1, (os.cpu_count() or 1) // nb_parallel_tasks))})
     if scheduler_type in ("Slurm", "PBS"):
         import dask_jobqueue

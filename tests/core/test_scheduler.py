@@ -274,3 +274,24 @@ def test_graphs_with_their_own_journals_keep_their_restart_states(tmp_path):
     assert TaskStatus(tmp_path / "out" / "IOTA2_tasks_status_other.txt").is_done("create_directories")
     execute(graphs[0], tmp_path / "out", "debug", progress=False, restart=True)
     assert (tmp_path / "trace.txt").read_text().split() == ["IOTA2_tasks_status.txt", "IOTA2_tasks_status_other.txt"]
+
+
+def test_a_local_cluster_does_not_warn_when_port_8787_is_taken():
+    """Two runs on one machine (or a notebook's dask dashboard): no "Port 8787 is already in use" on the console."""
+    import socket
+    import warnings
+
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    except OSError:
+        pass  # already taken by another process: the same situation
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            make_cluster("localCluster", 1).close()
+    finally:
+        holder.close()
+    assert not [w for w in caught if "8787" in str(w.message)]
