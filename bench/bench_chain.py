@@ -44,6 +44,8 @@ import sys
 import time
 from pathlib import Path
 
+from iota2.core.layout import OutputLayout
+
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_WORK = BENCH_DIR / "_work"
 TILE = "T31TCJ"
@@ -152,7 +154,7 @@ def parse_task_logs(output: Path) -> dict[str, dict]:
     """Per step: task count, summed task time ("done in X s") and wall span (first start -> last end)."""
     stamp = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
     steps: dict[str, dict] = {}
-    for path in sorted((output / "logs").glob("*/*.log")):
+    for path in sorted(OutputLayout(output).logs.glob("*/*.log")):
         start = end = None
         seconds = None
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -200,8 +202,8 @@ def run_ours(config_path: Path, output: Path, args) -> dict:
     wall = time.perf_counter() - start
     if result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)
-        raise SystemExit(f"our chain failed (exit {result.returncode}); logs under {output / 'logs'}")
-    matrix, labels = read_confusion_csv(output / "final" / "TMP" / "Classif_Seed_0.csv")
+        raise SystemExit(f"our chain failed (exit {result.returncode}); logs under {OutputLayout(output).logs}")
+    matrix, labels = read_confusion_csv(OutputLayout(output).run_confusion(0))
     scores = coefficients(matrix)
     return {"wall_s": wall, "steps": parse_task_logs(output), "oa": float(scores["oa"]),
             "kappa": float(scores["kappa"]), "validation_pixels": int(matrix.sum()), "labels": labels}
@@ -257,8 +259,8 @@ def write_feature_stack(config_path: Path, target: Path, dtype: str, rows_per_bl
 def run_minimal_script(dataset: dict, output: Path, folder: Path, args) -> dict:
     """Run ``bench/minimal_script.py`` (a fresh interpreter) on the same tile and polygons."""
     command = [sys.executable, str(Path(__file__).with_name("minimal_script.py")),
-               str(Path(dataset["s2_path"]) / TILE), str(output / "dataAppVal" / f"{TILE}_seed_0_learn.sqlite"),
-               str(output / "dataAppVal" / f"{TILE}_seed_0_val.sqlite"), str(folder), "--trees", str(args.trees),
+               str(Path(dataset["s2_path"]) / TILE), str(OutputLayout(output).split_polygons(TILE, 0, "learn")),
+               str(OutputLayout(output).split_polygons(TILE, 0, "val")), str(folder), "--trees", str(args.trees),
                "--per-class", str(args.samples_per_class)]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -354,7 +356,7 @@ def oa_on_our_pixels(output: Path, otb_map: Path) -> tuple[float, int]:
 def child_profile(spec: dict) -> dict:
     """Time feature computation and random-forest inference of the first chunk of the tile, separately."""
     from iota2.builders.classification import predict
-    from iota2.builders.learning import load_model, model_path
+    from iota2.builders.learning import load_model
     from iota2.core.features import read_features
 
     builder = builder_of(Path(spec["config"]))
@@ -366,7 +368,7 @@ def child_profile(spec: dict) -> dict:
     features_s = time.perf_counter() - start
     inside = block.footprint
     pixels = block.features[inside]
-    model = load_model(model_path(spec["output"], builder.regions[0], 0))
+    model = load_model(OutputLayout(spec["output"]).model(builder.regions[0], 0))
     result = {"chunks": len(windows), "chunk_rows": int(window.height), "chunk_cols": int(window.width),
               "pixels": int(inside.sum()), "features": int(pixels.shape[1]), "features_s": features_s}
     predict(model, pixels[:100], builder.labels, 1)  # kernel loaded from numba's cache, as a worker does at start
@@ -390,7 +392,7 @@ def child_memory(spec: dict) -> dict:
     grid = builder.grids[TILE]
     output = Path(spec["output"])
     for path in spec["models"]:
-        target = output / "model" / Path(path).name
+        target = OutputLayout(output).models / Path(path).name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     baseline = current_rss_kb()
@@ -595,8 +597,8 @@ def main(argv=None) -> int:
         stack = write_feature_stack(config_path, image, args.otb_dtype, rows_per_block=256)
         log(f"feature stack {image.name}: {len(stack['labels'])} bands"
             + (" (cached)" if stack["cached"] else f", written in {stack['seconds']:.1f} s (not counted)"))
-        learn = output / "dataAppVal" / f"{TILE}_seed_0_learn.sqlite"
-        valid = output / "dataAppVal" / f"{TILE}_seed_0_val.sqlite"
+        learn = OutputLayout(output).split_polygons(TILE, 0, "learn")
+        valid = OutputLayout(output).split_polygons(TILE, 0, "val")
         otb = run_otb(image, len(stack["labels"]), learn, valid, work / f"otb_{tag}", args)
         otb_on_ours = oa_on_our_pixels(output, otb["classif"])
         log(f"OTB: {otb['total_s']:.1f} s, OA {otb['oa']:.4f}")
@@ -608,7 +610,7 @@ def main(argv=None) -> int:
 
     memory = []
     if not args.skip_memory:
-        models = [str(p) for p in sorted((output / "model").glob("model_*_seed_*.*"))]
+        models = [str(p) for p in sorted(OutputLayout(output).models.glob("model_*_seed_*.*"))]
         for size in args.memory_size_list:
             data, _ = ensure_dataset(work, size, args.date_list, args.seed)
             mem_output = work / f"memory_{size}px"

@@ -18,10 +18,11 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from iota2.builders.learning import load_model, model_path
+from iota2.builders.learning import load_model
 from iota2.core.config import Config
 from iota2.core.errors import InputDataError
 from iota2.core.features import read_features
+from iota2.core.layout import OutputLayout
 from iota2.core.raster import Grid, atomic_output, write_raster
 from iota2.core.scheduler import task_threads
 from iota2.core.tree_ensemble import compiled_forest
@@ -39,19 +40,13 @@ def label_dtype(labels: list[int]) -> str:
 
 
 def chunk_path(output_path, tile: str, run: int, chunk: int, proba: bool = False) -> Path:
-    prefix = "PROBAMAP_" if proba else ""
-    return Path(output_path) / "classif" / "chunks" / f"{prefix}{tile}_seed_{run}_chunk_{chunk}.tif"
+    """:meth:`iota2.core.layout.OutputLayout.classif_chunk`."""
+    return OutputLayout(output_path).classif_chunk(tile, run, chunk, proba)
 
 
 def tile_map_path(output_path, tile: str, run: int, kind: str = "label") -> Path:
-    folder = Path(output_path) / "classif"
-    return {"label": folder / f"Classif_{tile}_seed_{run}.tif",
-            "confidence": folder / f"{tile}_confidence_seed_{run}.tif",
-            "proba": folder / f"PROBAMAP_{tile}_seed_{run}.tif"}[kind]
-
-
-def region_raster_path(output_path, tile: str) -> Path:
-    return Path(output_path) / "shapeRegion" / f"{tile}_regions.tif"
+    """:meth:`iota2.core.layout.OutputLayout.tile_map`."""
+    return OutputLayout(output_path).tile_map(tile, run, kind)
 
 
 def _single_threaded(estimator) -> None:
@@ -115,8 +110,9 @@ def classify_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk
     window = Window(*window)
     block = read_features(config, tile, grid, window, dates_by_sensor)
     inside = block.footprint
+    layout = OutputLayout(output_path)
     region_ids = None
-    region_raster = region_raster_path(output_path, tile)
+    region_raster = layout.region_raster(tile)
     if config["chain"].get("region_path"):
         with rasterio.open(region_raster) as src:
             region_ids = src.read(1, window=window)
@@ -139,7 +135,7 @@ def classify_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk
                 pixels = inside & (region_ids == region_names.index(region) + 1)
             if not pixels.any():
                 continue
-            path = model_path(output_path, region, run)
+            path = layout.model(region, run)
             model = load_model(path)
             if model["feature_names"] != block.labels:
                 raise InputDataError(f"model {path} was learnt on {len(model['feature_names'])} features that differ "
@@ -150,11 +146,11 @@ def classify_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk
             confidence_map[pixels] = confidence
             if with_proba:
                 proba_map[:, pixels] = np.rint(proba.T * 1000).astype(np.int16)
-        target = chunk_path(output_path, tile, run, chunk)
+        target = layout.classif_chunk(tile, run, chunk)
         write_raster(target, np.stack([label_map, confidence_map.astype(dtype)]), chunk_grid, nodata=0,
                      compress=compress, band_descriptions=["label", "confidence"])
         if with_proba:
-            write_raster(chunk_path(output_path, tile, run, chunk, proba=True), proba_map, chunk_grid,
+            write_raster(layout.classif_chunk(tile, run, chunk, proba=True), proba_map, chunk_grid,
                          compress=compress, band_descriptions=[f"label_{label}" for label in all_labels])
     LOGGER.info("%s chunk %d classified (%d pixels inside the common mask)", tile, chunk, int(inside.sum()))
 
@@ -164,6 +160,7 @@ def merge_tile_chunks(config: dict, tile: str, grid: dict, windows: list[list[in
     """Assemble the chunks of one tile and run into the tile's label, confidence (and probability) maps."""
     config = Config(config)
     grid = Grid.from_dict(grid)
+    layout = OutputLayout(output_path)
     dtype = label_dtype(all_labels)
     compress = config["chain"]["compression_algorithm"]
     with_proba = config["arg_classification"]["enable_probability_map"]
@@ -171,19 +168,19 @@ def merge_tile_chunks(config: dict, tile: str, grid: dict, windows: list[list[in
     if with_proba:
         outputs.append(("proba", len(all_labels), "int16"))
     for kind, count, out_dtype in outputs:
-        with atomic_output(tile_map_path(output_path, tile, run, kind)) as tmp:
+        with atomic_output(layout.tile_map(tile, run, kind)) as tmp:
             with rasterio.open(tmp, "w", **grid.profile(count, out_dtype, nodata=0 if kind != "proba" else None,
                                                          compress=compress)) as dst:
                 for chunk, window in enumerate(windows):
                     window = Window(*window)
                     if kind == "proba":
-                        with rasterio.open(chunk_path(output_path, tile, run, chunk, proba=True)) as src:
+                        with rasterio.open(layout.classif_chunk(tile, run, chunk, proba=True)) as src:
                             dst.write(src.read(), window=window)
                     else:
-                        with rasterio.open(chunk_path(output_path, tile, run, chunk)) as src:
+                        with rasterio.open(layout.classif_chunk(tile, run, chunk)) as src:
                             band = 1 if kind == "label" else 2
                             dst.write(src.read(band).astype(out_dtype), 1, window=window)
     if config["chain"]["remove_tmp_files"]:
         for chunk in range(len(windows)):
-            chunk_path(output_path, tile, run, chunk).unlink(missing_ok=True)
-            chunk_path(output_path, tile, run, chunk, proba=True).unlink(missing_ok=True)
+            layout.classif_chunk(tile, run, chunk).unlink(missing_ok=True)
+            layout.classif_chunk(tile, run, chunk, proba=True).unlink(missing_ok=True)

@@ -24,11 +24,11 @@ from shapely.geometry import box
 
 from iota2.builders.sampling import split_polygons
 from iota2.core.errors import InputDataError
+from iota2.core.layout import OutputLayout
 from iota2.core.raster import Grid, atomic_output
 from iota2.core.sensor import warn_once
 
 LOGGER = logging.getLogger(__name__)
-FORMATTED_NAME = "ground_truth_formatted.parquet"
 #: largest class label: maps are written as uint8 or uint16 (0 is no-data)
 MAX_LABEL = 65535
 
@@ -297,7 +297,8 @@ def split_runs(pieces: gpd.GeoDataFrame, config) -> gpd.GeoDataFrame:
 def write_split_files(pieces: gpd.GeoDataFrame, output_path: Path, data_field: str, runs: int) -> None:
     """Write ``formattingVectors/ground_truth_formatted.parquet`` and, per tile and run,
     ``dataAppVal/<T>_seed_<S>_learn.sqlite`` / ``_val.sqlite`` (layer ``output``, field ``data_field``)."""
-    with atomic_output(output_path / "formattingVectors" / FORMATTED_NAME) as tmp:
+    layout = OutputLayout(output_path)
+    with atomic_output(layout.formatted_ground_truth) as tmp:
         pieces.to_parquet(tmp)
     for tile, tile_pieces in pieces.groupby("tile"):
         for run in range(runs):
@@ -309,10 +310,10 @@ def write_split_files(pieces: gpd.GeoDataFrame, output_path: Path, data_field: s
                                           "originfid": subset["originfid"].to_numpy(),
                                           "tile_o": subset["tile"].to_numpy()},
                                          geometry=subset.geometry.values, crs=pieces.crs)
-                target = output_path / "dataAppVal" / f"{tile}_seed_{run}_{suffix}.sqlite"
+                target = layout.split_polygons(tile, run, suffix)
                 with atomic_output(target) as tmp:
                     pyogrio.write_dataframe(frame, tmp, driver="SQLite", layer="output", promote_to_multi=True)
 
 
 def read_formatted(output_path: Path) -> gpd.GeoDataFrame:
-    return gpd.read_parquet(Path(output_path) / "formattingVectors" / FORMATTED_NAME)
+    return gpd.read_parquet(OutputLayout(output_path).formatted_ground_truth)

@@ -12,12 +12,12 @@ import logging
 from pathlib import Path
 
 
-from iota2.builders import tile_preparation
 from iota2.core.builder import Builder
 from iota2.core.config import Config, require
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
+from iota2.core.layout import OUTPUT_ENTRIES, OutputLayout
 from iota2.core.nomenclature import read_color_table, read_nomenclature
 from iota2.core.raster import Grid, write_raster
 from iota2.core.tiles import TileSet, prepare_tiles
@@ -53,8 +53,8 @@ def prepare_ground_truth(config: dict, grids: dict, output_path: str) -> None:
     grids = {tile: Grid.from_dict(grid) for tile, grid in grids.items()}
     pieces = steps.ground_truth.formatted_ground_truth(config, grids)
     pieces = steps.ground_truth.split_runs(pieces, config)
-    output = Path(output_path)
-    steps.ground_truth.write_split_files(pieces, output, config["chain"]["data_field"], config["arg_train"]["runs"])
+    steps.ground_truth.write_split_files(pieces, Path(output_path), config["chain"]["data_field"],
+                                         config["arg_train"]["runs"])
     regions = steps.ground_truth.load_regions(config, next(iter(grids.values())).crs)
     if regions is not None:
         import rasterio
@@ -65,7 +65,7 @@ def prepare_ground_truth(config: dict, grids: dict, output_path: str) -> None:
             burnt = rio_features.rasterize(zip(regions.geometry.values, range(1, len(names) + 1)),
                                            out_shape=(grid.height, grid.width), transform=grid.transform, fill=0,
                                            dtype="uint16")
-            path = steps.classification.region_raster_path(output, tile)
+            path = OutputLayout(output_path).region_raster(tile)
             write_raster(path, burnt, grid, nodata=0)
             with rasterio.open(path, "r+") as dst:
                 dst.update_tags(regions=",".join(names))
@@ -75,7 +75,7 @@ class I2Classification(Builder):
     """Pixel classification of image time series with one model per (region, run)."""
 
     groups = ["init", "sampling", "learning", "classification", "mosaic", "validation"]
-    output_entries = tuple(sorted({folder.split("/")[0] for folder in tile_preparation.OUTPUT_FOLDERS}))
+    output_entries = OUTPUT_ENTRIES
     mandatory_keys = [("chain", "ground_truth"), ("chain", "data_field")]
 
     def __init__(self, config, parallel_tasks: int = 1):

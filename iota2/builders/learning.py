@@ -14,10 +14,11 @@ import pandas as pd
 
 from iota2.builders.learner_settings import (DEFAULT_MODEL, FRAMEWORK_KEYS, accepted_keywords,  # noqa: F401
                                              check_estimator_settings, estimator_settings)
-from iota2.builders.samples import read_samples, samples_path
+from iota2.builders.samples import read_samples
 from iota2.builders.sampling import LEARNING_STREAM, run_seed
 from iota2.core.config import Config
 from iota2.core.errors import ConfigError, InputDataError
+from iota2.core.layout import OutputLayout
 from iota2.core.plugins import classifiers
 from iota2.core.raster import atomic_output
 from iota2.core.scheduler import task_threads
@@ -27,20 +28,20 @@ LOGGER = logging.getLogger(__name__)
 
 
 def model_path(output_path, region: str, run: int) -> Path:
-    """``model/model_<R>_seed_<S>.skops``: the fitted learner (skops format: loading it runs no code)."""
-    return Path(output_path) / "model" / f"model_{region}_seed_{run}.skops"
+    """``model/model_<R>_seed_<S>.skops``: the fitted learner (skops format: loading it runs no code); see
+    :meth:`iota2.core.layout.OutputLayout.model`."""
+    return OutputLayout(output_path).model(region, run)
 
 
 def forest_path(path: Path) -> Path:
     """``model_<R>_seed_<S>_forest.npz`` next to the model: the node arrays of a tree ensemble, what the
     classification loads (no scikit-learn object to rebuild)."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}_forest.npz")
+    return OutputLayout.forest_of(path)
 
 
 def summary_path(path: Path) -> Path:
     """``model_<R>_seed_<S>.json``: the readable summary, which also records the digests of the model files."""
-    return Path(path).with_suffix(".json")
+    return OutputLayout.summary_of(path)
 
 
 BUILTIN_TRUSTED_TYPES = (
@@ -106,8 +107,9 @@ def train_model(config: dict, region: str, run: int, output_path: str) -> None:
     """Fit the model of ``region`` and ``run``; write ``model/model_<R>_seed_<S>.skops`` (+ ``_forest.npz`` for
     tree ensembles, + ``.json`` summary with the files' digests)."""
     config = Config(config)
+    layout = OutputLayout(output_path)
     field = config["chain"]["data_field"].lower()
-    path = samples_path(output_path, region, run, config["arg_train"]["samples_format"])
+    path = layout.samples(region, run, config["arg_train"]["samples_format"])
     table, feature_names = read_samples(path, field)
     labels = table[field].to_numpy(np.int64)
     classes = np.unique(labels)
@@ -136,11 +138,10 @@ def train_model(config: dict, region: str, run: int, output_path: str) -> None:
                   "best_score": float(search.best_score_),
                   "mean_test_score": [float(v) for v in search.cv_results_["mean_test_score"]],
                   "params": [{k[len(prefix):]: v for k, v in p.items()} for p in search.cv_results_["params"]]}
-        cv_path = model_path(output_path, region, run).with_name(f"model_{region}_seed_{run}_cross_val_param.cv")
-        _write_text(cv_path, json.dumps(report, indent=2, default=str))
+        _write_text(layout.cross_validation(region, run), json.dumps(report, indent=2, default=str))
     else:
         estimator.fit(features, labels)
-    save_model(model_path(output_path, region, run),
+    save_model(layout.model(region, run),
                {"estimator": estimator, "feature_names": feature_names, "classes": classes.tolist(), "region": region,
                 "run": run},
                {"learner": type(estimator).__name__, "classes": classes.tolist(), "n_samples": int(len(labels)),

@@ -11,17 +11,13 @@ import numpy as np
 import rasterio
 from rasterio.merge import merge
 
-from iota2.builders.classification import label_dtype, tile_map_path
-from iota2.builders.tile_preparation import validity_path
+from iota2.builders.classification import label_dtype
 from iota2.core.config import Config
+from iota2.core.layout import OutputLayout
 from iota2.core.nomenclature import read_color_table
 from iota2.core.raster import atomic_output
 
 LOGGER = logging.getLogger(__name__)
-
-
-def final_path(output_path, name: str) -> Path:
-    return Path(output_path) / "final" / name
 
 
 def mosaic_files(sources: list[Path], target: Path, dtype: str, compress: str, nodata=0,
@@ -84,24 +80,24 @@ def mosaic_run(config: dict, tiles: list[str], run: int, all_labels: list[int], 
     """Write ``final/Classif_Seed_<S>.tif``, ``Confidence_Seed_<S>.tif``, ``Classif_Seed_<S>_ColorIndexed.tif``
     and, when asked, ``ProbabilityMap_seed_<S>.tif``."""
     config = Config(config)
+    layout = OutputLayout(output_path)
     compress = config["chain"]["compression_algorithm"]
     dtype = label_dtype(all_labels)
-    labels_out = final_path(output_path, f"Classif_Seed_{run}.tif")
-    mosaic_files([tile_map_path(output_path, t, run) for t in tiles], labels_out, dtype, compress)
-    mosaic_files([tile_map_path(output_path, t, run, "confidence") for t in tiles],
-                 final_path(output_path, f"Confidence_Seed_{run}.tif"), "uint8", compress)
+    labels_out = layout.final_classification(run)
+    mosaic_files([layout.tile_map(t, run) for t in tiles], labels_out, dtype, compress)
+    mosaic_files([layout.tile_map(t, run, "confidence") for t in tiles], layout.final_confidence(run), "uint8",
+                 compress)
     colormap = class_colormap(read_color_table(config["chain"].get("color_table")), all_labels)
     if dtype == "uint8":
         colormap = {k: v for k, v in colormap.items() if 0 <= k <= 255}
-        mosaic_files([tile_map_path(output_path, t, run) for t in tiles],
-                     final_path(output_path, f"Classif_Seed_{run}_ColorIndexed.tif"), dtype, compress,
+        mosaic_files([layout.tile_map(t, run) for t in tiles], layout.final_color_indexed(run), dtype, compress,
                      colormap=colormap)
     else:  # GeoTIFF palettes need 8-bit (or 16-bit with 65536 entries); write an RGB rendering instead
-        _write_rgb(labels_out, final_path(output_path, f"Classif_Seed_{run}_ColorIndexed.tif"), colormap, compress)
+        _write_rgb(labels_out, layout.final_color_indexed(run), colormap, compress)
     if config["arg_classification"]["enable_probability_map"] and \
             config["arg_classification"]["generate_final_probability_map"]:
-        mosaic_files([tile_map_path(output_path, t, run, "proba") for t in tiles],
-                     final_path(output_path, f"ProbabilityMap_seed_{run}.tif"), "int16", compress, nodata=None)
+        mosaic_files([layout.tile_map(t, run, "proba") for t in tiles], layout.final_probability_map(run), "int16",
+                     compress, nodata=None)
 
 
 def _write_rgb(source: Path, target: Path, colormap: dict, compress: str) -> None:
@@ -121,12 +117,12 @@ def _write_rgb(source: Path, target: Path, colormap: dict, compress: str) -> Non
 def pixels_validity(config: dict, tiles: list[str], output_path: str) -> None:
     """``final/PixelsValidity.tif``: number of clear observations where the first run classified a pixel."""
     config = Config(config)
+    layout = OutputLayout(output_path)
     compress = config["chain"]["compression_algorithm"]
     pieces = []
     for tile in tiles:
-        masked = Path(output_path) / "final" / "TMP" / f"{tile}_PixelsValidity.tif"
-        with rasterio.open(validity_path(output_path, tile)) as validity, \
-                rasterio.open(tile_map_path(output_path, tile, 0)) as labels:
+        masked = layout.tile_pixels_validity(tile)
+        with rasterio.open(layout.validity(tile)) as validity, rasterio.open(layout.tile_map(tile, 0)) as labels:
             profile = validity.profile
             with atomic_output(masked) as tmp:
                 with rasterio.open(tmp, "w", **profile) as dst:
@@ -135,4 +131,4 @@ def pixels_validity(config: dict, tiles: list[str], output_path: str) -> None:
                         values[labels.read(1, window=window) == 0] = 0
                         dst.write(values, 1, window=window)
         pieces.append(masked)
-    mosaic_files(pieces, final_path(output_path, "PixelsValidity.tif"), "uint16", compress)
+    mosaic_files(pieces, layout.pixels_validity, "uint16", compress)

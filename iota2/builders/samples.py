@@ -28,10 +28,10 @@ from rasterio.windows import Window
 from iota2.builders.ground_truth import read_formatted
 from iota2.builders.sampling import (SELECTION_STREAM, class_statistics_table, params_for_model, run_seed,
                                      select_samples, write_class_statistics)
-from iota2.builders.tile_preparation import common_mask_path, validity_path
 from iota2.core.config import Config
 from iota2.core.errors import InputDataError
 from iota2.core.features import read_features
+from iota2.core.layout import OutputLayout
 from iota2.core.nomenclature import read_nomenclature
 from iota2.core.raster import Grid, atomic_output
 
@@ -40,24 +40,8 @@ STRIPE_ROWS = 1024
 
 
 def pixels_path(output_path, tile: str) -> Path:
-    return Path(output_path) / "samplesSelection" / f"{tile}_pixels.parquet"
-
-
-def selection_path(output_path, region: str, run: int) -> Path:
-    return Path(output_path) / "samplesSelection" / f"samples_region_{region}_seed_{run}_selection.parquet"
-
-
-def chunk_features_path(output_path, tile: str, chunk: int) -> Path:
-    return Path(output_path) / "learningSamples" / f"{tile}_features_chunk_{chunk}.parquet"
-
-
-def samples_path(output_path, region: str, run: int, samples_format: str = "sqlite") -> Path:
-    suffix = "sqlite" if samples_format == "sqlite" else "parquet"
-    return Path(output_path) / "learningSamples" / f"Samples_region_{region}_seed{run}_learn.{suffix}"
-
-
-def class_statistics_path(output_path, run: int) -> Path:
-    return Path(output_path) / "learningSamples" / f"class_statistics_seed{run}_learn.csv"
+    """:meth:`iota2.core.layout.OutputLayout.truth_pixels`."""
+    return OutputLayout(output_path).truth_pixels(tile)
 
 
 def tile_pixels(config: dict, tile: str, grid: dict, output_path: str) -> None:
@@ -72,8 +56,9 @@ def tile_pixels(config: dict, tile: str, grid: dict, output_path: str) -> None:
         geometries = pieces.geometry.to_numpy()
         values = pieces["piece"].to_numpy() + 1
         left, bottom, right, top = pieces.geometry.bounds.to_numpy().T
-        with rasterio.open(validity_path(output_path, tile)) as validity_src, \
-                rasterio.open(common_mask_path(output_path, tile)) as mask_src:
+        layout = OutputLayout(output_path)
+        with rasterio.open(layout.validity(tile)) as validity_src, \
+                rasterio.open(layout.common_mask(tile)) as mask_src:
             for row0 in range(0, grid.height, STRIPE_ROWS):
                 window = Window(0, row0, grid.width, min(STRIPE_ROWS, grid.height - row0))
                 # only the pieces that reach the stripe: rasterio converts every shape it is given
@@ -93,7 +78,7 @@ def tile_pixels(config: dict, tile: str, grid: dict, output_path: str) -> None:
                                             "row": (rows + row0).astype(np.int32), "col": cols.astype(np.int32)}))
     table = pd.concat(frames, ignore_index=True) if frames else \
         pd.DataFrame({"piece": np.array([], np.int64), "row": np.array([], np.int32), "col": np.array([], np.int32)})
-    with atomic_output(pixels_path(output_path, tile)) as tmp:
+    with atomic_output(OutputLayout(output_path).truth_pixels(tile)) as tmp:
         table.to_parquet(tmp, index=False)
     LOGGER.info("%s: %d ground-truth pixels", tile, len(table))
 
@@ -104,7 +89,7 @@ def labelled_pixels(output_path, tiles: list[str], run: int, sets: tuple[str, ..
     pieces = pieces[pieces[f"seed_{run}"].isin(sets)]
     frames = []
     for tile in tiles:
-        pixels = pd.read_parquet(pixels_path(output_path, tile))
+        pixels = pd.read_parquet(OutputLayout(output_path).truth_pixels(tile))
         merged = pixels.merge(pieces[["piece", "label", "originfid", "region"]], on="piece", how="inner")
         merged["tile"] = tile
         frames.append(merged)
@@ -132,7 +117,7 @@ def select_region_samples(config: dict, region: str, run: int, tiles: list[str],
     base_seed = params.get("rand") if params.get("rand") is not None else train["random_seed"]
     seed = run_seed(base_seed, run, SELECTION_STREAM, region)
     selected = select_samples(candidates, "label", {**params, "rand": None}, seed)
-    with atomic_output(selection_path(output_path, region, run)) as tmp:
+    with atomic_output(OutputLayout(output_path).selection(region, run)) as tmp:
         selected.to_parquet(tmp, index=False)
     LOGGER.info("region %s run %d: %d of %d pixels selected", region, run, len(selected), len(candidates))
 
@@ -140,14 +125,15 @@ def select_region_samples(config: dict, region: str, run: int, tiles: list[str],
 def write_run_class_statistics(config: dict, run: int, regions: list[str], output_path: str) -> None:
     """``class_statistics_seed<S>_learn.csv``: selected samples per class (nomenclature order) and region."""
     config = Config(config)
+    layout = OutputLayout(output_path)
     counts = {}
     for region in regions:
-        selected = pd.read_parquet(selection_path(output_path, region, run), columns=["label"])
+        selected = pd.read_parquet(layout.selection(region, run), columns=["label"])
         counts[region] = {int(k): int(v) for k, v in selected["label"].value_counts().items()}
     names = read_nomenclature(config["chain"].get("nomenclature_path"))
     labels = sorted(set(names) | {label for region_counts in counts.values() for label in region_counts})
     table = class_statistics_table(counts, labels, {label: names.get(label, str(label)) for label in labels})
-    write_class_statistics(class_statistics_path(output_path, run), table)
+    write_class_statistics(layout.class_statistics(run), table)
 
 
 def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int], chunk: int,
@@ -158,12 +144,13 @@ def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int]
     """
     config = Config(config)
     grid = Grid.from_dict(grid)
+    layout = OutputLayout(output_path)
     window = Window(*window)
     row0, col0 = int(window.row_off), int(window.col_off)
     row1, col1 = row0 + int(window.height), col0 + int(window.width)
     wanted = []
     for region, run in selections:
-        table = pd.read_parquet(selection_path(output_path, region, run), columns=["tile", "row", "col"])
+        table = pd.read_parquet(layout.selection(region, run), columns=["tile", "row", "col"])
         wanted.append(table[(table["tile"] == tile) & table["row"].between(row0, row1 - 1)
                             & table["col"].between(col0, col1 - 1)][["row", "col"]])
     points = pd.concat(wanted, ignore_index=True).drop_duplicates().sort_values(["row", "col"]).reset_index(drop=True)
@@ -175,7 +162,7 @@ def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int]
         block = read_features(config, tile, grid, sub, dates_by_sensor,
                               pixels=(rows - int(sub.row_off), cols - int(sub.col_off)))
         table = pd.concat([table, pd.DataFrame(block.features[0], columns=block.labels)], axis=1)
-    with atomic_output(chunk_features_path(output_path, tile, chunk)) as tmp:
+    with atomic_output(layout.chunk_features(tile, chunk)) as tmp:
         table.to_parquet(tmp, index=False)
     LOGGER.info("%s chunk %d: features of %d samples extracted", tile, chunk, len(table))
 
@@ -185,13 +172,14 @@ def merge_region_samples(config: dict, region: str, run: int, chunks_by_tile: di
     """Write the samples file of one model and run (label, region, originfid, tile_o, features, point)."""
     config = Config(config)
     field = config["chain"]["data_field"].lower()
-    selected = pd.read_parquet(selection_path(output_path, region, run))
+    layout = OutputLayout(output_path)
+    selected = pd.read_parquet(layout.selection(region, run))
     parts = []
     for tile, chunks in chunks_by_tile.items():
         mine = selected[selected["tile"] == tile]
         if mine.empty:
             continue
-        values = pd.concat([pd.read_parquet(chunk_features_path(output_path, tile, chunk)) for chunk in range(chunks)],
+        values = pd.concat([pd.read_parquet(layout.chunk_features(tile, chunk)) for chunk in range(chunks)],
                            ignore_index=True)
         joined = mine.merge(values, on=["row", "col"], how="left", validate="one_to_one")
         transform = Grid.from_dict(grids[tile]).transform
@@ -206,7 +194,7 @@ def merge_region_samples(config: dict, region: str, run: int, chunks_by_tile: di
     out = pd.concat([out, table[feature_columns].astype(np.float32).reset_index(drop=True)], axis=1)
     crs = Grid.from_dict(next(iter(grids.values()))).crs
     samples_format = config["arg_train"]["samples_format"]
-    target = samples_path(output_path, region, run, samples_format)
+    target = layout.samples(region, run, samples_format)
     with atomic_output(target) as tmp:
         if samples_format == "parquet":
             out["x"], out["y"] = table["x"].to_numpy(), table["y"].to_numpy()

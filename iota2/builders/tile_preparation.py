@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -11,29 +10,17 @@ import rasterio
 from iota2.core.config import Config
 from iota2.core.errors import InputDataError
 from iota2.core.features import enabled_sensors
+from iota2.core.layout import OutputLayout
 from iota2.core.raster import Grid, atomic_output, chunk_windows
 
 LOGGER = logging.getLogger(__name__)
 
-OUTPUT_FOLDERS = ["samplesSelection", "model", "formattingVectors", "classif", "final", "final/TMP", "features",
-                  "learningSamples", "dataAppVal", "shapeRegion", "logs"]
-
-
-def validity_path(output_path, tile: str) -> Path:
-    return Path(output_path) / "features" / tile / "nbView.tif"
-
-
-def common_mask_path(output_path, tile: str) -> Path:
-    return Path(output_path) / "features" / tile / "tmp" / "MaskCommunSL.tif"
-
 
 def create_directories(output_path: str, tiles: list[str]) -> None:
-    """Create the output tree (existing content is kept, so a restart loses nothing)."""
-    root = Path(output_path)
-    for folder in OUTPUT_FOLDERS:
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    for tile in tiles:
-        (root / "features" / tile / "tmp").mkdir(parents=True, exist_ok=True)
+    """Create the output tree of :meth:`iota2.core.layout.OutputLayout.directories` (existing content is kept, so
+    a restart loses nothing)."""
+    for folder in OutputLayout(output_path).directories(tiles):
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def compute_validity(config: dict, tile: str, grid: dict, dates_by_sensor: dict, output_path: str) -> None:
@@ -56,8 +43,8 @@ def compute_validity(config: dict, tile: str, grid: dict, dates_by_sensor: dict,
                             memory_mb=config["python_data_managing"]["memory_per_task_mb"])
     compress = config["chain"]["compression_algorithm"]
     clear_by_date = {index: None for index, sensor in enumerate(sensors) if hasattr(sensor, "read_clear_by_date")}
-    with atomic_output(validity_path(output_path, tile)) as tmp_validity, \
-            atomic_output(common_mask_path(output_path, tile)) as tmp_mask:
+    layout = OutputLayout(output_path)
+    with atomic_output(layout.validity(tile)) as tmp_validity, atomic_output(layout.common_mask(tile)) as tmp_mask:
         with rasterio.open(tmp_validity, "w", **grid.profile(1, "uint16", compress=compress)) as out_validity, \
                 rasterio.open(tmp_mask, "w", **grid.profile(1, "uint8", compress=compress)) as out_mask:
             for window in windows:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from iota2.builders.classification import tile_map_path
 from iota2.builders.samples import labelled_pixels
 from iota2.core.config import Config
+from iota2.core.layout import OutputLayout
 from iota2.core.metrics import (confusion_matrix, plot_confusion_matrix, read_confusion_csv,
                                 write_confusion_csv, write_results_txt, coefficients)
 from iota2.core.nomenclature import read_nomenclature
@@ -19,12 +18,9 @@ from iota2.core.nomenclature import read_nomenclature
 LOGGER = logging.getLogger(__name__)
 
 
-def run_matrix_path(output_path, run: int) -> Path:
-    return Path(output_path) / "final" / "TMP" / f"Classif_Seed_{run}.csv"
-
-
 def confusion_of_run(config: dict, tiles: list[str], run: int, all_labels: list[int], output_path: str) -> None:
     """Confusion matrix of one run over every validation pixel of every tile (per tile and summed)."""
+    layout = OutputLayout(output_path)
     pixels = labelled_pixels(output_path, tiles, run, ("validation", "both"))
     total = np.zeros((len(all_labels), len(all_labels)), np.int64)
     for tile in tiles:
@@ -32,20 +28,20 @@ def confusion_of_run(config: dict, tiles: list[str], run: int, all_labels: list[
         matrix = np.zeros_like(total)
         if len(mine):
             rows, cols = mine["row"].to_numpy(), mine["col"].to_numpy()
-            with rasterio.open(tile_map_path(output_path, tile, run)) as src:
+            with rasterio.open(layout.tile_map(tile, run)) as src:
                 window = Window(int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1),
                                 int(rows.max() - rows.min() + 1))
                 produced = src.read(1, window=window)[rows - int(window.row_off), cols - int(window.col_off)]
             matrix = confusion_matrix(mine["label"].to_numpy(), produced, all_labels)
-        write_confusion_csv(Path(output_path) / "final" / "TMP" / f"{tile}_seed_{run}.csv", matrix, all_labels)
+        write_confusion_csv(layout.tile_confusion(tile, run), matrix, all_labels)
         total += matrix
-    write_confusion_csv(run_matrix_path(output_path, run), total, all_labels)
+    write_confusion_csv(layout.run_confusion(run), total, all_labels)
     scores = coefficients(total)
     LOGGER.info("run %d: OA %.4f, kappa %.4f over %d validation pixels", run, scores["oa"], scores["kappa"],
                 int(total.sum()))
     # drawn here rather than in the report, so the figures of the runs are drawn side by side with the mosaic
     names = read_nomenclature(Config(config)["chain"].get("nomenclature_path"))
-    plot_confusion_matrix(Path(output_path) / "final" / f"Confusion_Matrix_Classif_Seed_{run}.png", total,
+    plot_confusion_matrix(layout.confusion_figure(run), total,
                           all_labels, {label: names.get(label, str(label)) for label in all_labels},
                           title=f"Classif_Seed_{run}")
 
@@ -57,7 +53,7 @@ def report(config: dict, runs: int, output_path: str) -> None:
     names = read_nomenclature(config["chain"].get("nomenclature_path"))
     matrices, labels = [], None
     for run in range(runs):
-        matrix, labels = read_confusion_csv(run_matrix_path(output_path, run))
+        matrix, labels = read_confusion_csv(OutputLayout(output_path).run_confusion(run))
         matrices.append(matrix)
-    write_results_txt(Path(output_path) / "final" / "RESULTS.txt", matrices, labels,
+    write_results_txt(OutputLayout(output_path).results, matrices, labels,
                       {label: names.get(label, str(label)) for label in labels})

@@ -173,9 +173,14 @@ class OutputLayout:
         return self.root / "learningSamples" / f"Samples_region_{region}_seed{run}_learn.{suffix}"
 
     # ------------------------------------------------------------------ models
+    @property
+    def models(self) -> Path:
+        """``model/``: the fitted learners and their summaries."""
+        return self.root / "model"
+
     def model(self, region: str, run: int) -> Path:
         """``model/model_<R>_seed_<S>.skops``: the fitted learner."""
-        return self.root / "model" / f"model_{region}_seed_{run}.skops"
+        return self.models / f"model_{region}_seed_{run}.skops"
 
     def model_forest(self, region: str, run: int) -> Path:
         """``model/model_<R>_seed_<S>_forest.npz``: node arrays of a tree ensemble."""
@@ -187,7 +192,7 @@ class OutputLayout:
 
     def cross_validation(self, region: str, run: int) -> Path:
         """``model/model_<R>_seed_<S>_cross_val_param.cv``: grid-search results."""
-        return self.root / "model" / f"model_{region}_seed_{run}_cross_val_param.cv"
+        return self.models / f"model_{region}_seed_{run}_cross_val_param.cv"
 
     @staticmethod
     def forest_of(model_file) -> Path:

@@ -1,6 +1,7 @@
 """One output layout for every path a run writes: under the root, with the documented names, no builder needed."""
 
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +105,7 @@ def test_every_documented_file_has_its_path_and_every_path_is_documented(tmp_pat
     documented = documented_paths()
     assert documented - symbolic == set()
     folders = {folder for folder in OUTPUT_FOLDERS} | {"features/T", "features/T/tmp", "logs/<step>", "classif/chunks"}
-    helpers = {"model/model_1_seed_0_forest.npz", "model/model_1_seed_0.json", "final/TMP/T_PixelsValidity.tif",
+    helpers = {"model/model_1_seed_0_forest.npz", "model/model_1_seed_0.json",  # forest_of / summary_of a file
                "learningSamples/Samples_region_R_seedS_learn.parquet"}  # the doc describes the .parquet in words
     assert symbolic - documented - folders - helpers == set()
 
@@ -141,3 +142,14 @@ def test_the_layout_needs_no_builder():
                               capture_output=True, text=True, check=True).stdout.strip()
     assert imported == "[]"
 
+
+
+def test_no_builder_module_joins_an_output_folder_name():
+    """The builders and the scheduler take their output paths from the layout."""
+    names = "|".join(re.escape(folder.split("/")[-1]) for folder in OUTPUT_FOLDERS)
+    pattern = re.compile(rf"""/ ["']({names})["']|["']({names})/""")
+    package = Path(__file__).resolve().parents[2] / "iota2"
+    offenders = [f"{path.relative_to(package)}:{number}" for path in sorted((package / "builders").glob("*.py"))
+                 + [package / "core" / "scheduler.py"]
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
