@@ -23,7 +23,8 @@ from pathlib import Path
 from iota2.core.config import Config, load_config, reference_markdown
 from iota2.core.errors import ConfigError, Iota2Error, TaskFailedError
 from iota2.core.graph import Graph, TaskStatus
-from iota2.core.output_folder import (INCOMPLETE_NOTE, MARKER, PREVIOUS_FINAL, RunLock, check_output_folder,
+from iota2.core.layout import OutputLayout
+from iota2.core.output_folder import (INCOMPLETE_NOTE, PREVIOUS_FINAL, RunLock, check_output_folder,
                                       mark_output_folder, remove_incomplete_note, remove_outputs,
                                       set_aside_previous_products, write_incomplete_note)
 from iota2.core.raster import atomic_output
@@ -168,11 +169,12 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
 
         reuse_freed_memory()  # tasks run in this process (workers do it in their preload)
     started = datetime.datetime.now().isoformat(timespec="seconds")
+    layout = OutputLayout(output)
     try:
         for builder, graph, groups in plans:
             starts_at_beginning = groups[0] == graph.groups[0]
             if config["chain"]["remove_output_path"] and starts_at_beginning and not args.restart \
-                    and (output / MARKER).exists():
+                    and layout.marker.exists():
                 kept = remove_outputs(output, getattr(builder, "output_entries", ()))
                 LOGGER.warning("chain.remove_output_path is true: deleted the outputs of earlier runs in %s%s", output,
                                f" (kept what iota2 did not write: {', '.join(kept)})" if kept else "")
@@ -182,11 +184,11 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
             moved = starts_at_beginning and not args.restart and set_aside_previous_products(output)
             if moved:
                 LOGGER.warning("the products of the previous run were moved from %s to %s; this run writes new ones",
-                               output / "final", output / PREVIOUS_FINAL)
+                               layout.final, layout.previous_final)
             write_incomplete_note(output, started)
-            with atomic_output(output / "config_resolved.yaml") as tmp:
+            with atomic_output(layout.resolved_config) as tmp:
                 tmp.write_text(config.to_yaml(), encoding="utf-8")
-            log_file = logging.FileHandler(output / "iota2.log", encoding="utf-8")
+            log_file = logging.FileHandler(layout.driver_log, encoding="utf-8")
             log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             logging.getLogger().addHandler(log_file)
             selected = graph.subgraph(groups)
@@ -207,7 +209,7 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
                 with contextlib.suppress(OSError):  # a full disk: the tasks' errors say so
                     log_file.close()
             done = sum(1 for state in states.values() if state == "done")
-            where = f"outputs in {output / 'final'}"
+            where = f"outputs in {layout.final}"
             if groups[-1] != graph.groups[-1]:
                 following = graph.groups[graph.groups.index(groups[-1]) + 1]
                 where = (f"stopped after group '{groups[-1]}' (chain.last_step), outputs under {output}; go on with "

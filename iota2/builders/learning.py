@@ -17,7 +17,7 @@ from iota2.builders.learner_settings import (DEFAULT_MODEL, FRAMEWORK_KEYS, acce
 from iota2.builders.samples import read_samples
 from iota2.builders.sampling import LEARNING_STREAM, run_seed
 from iota2.core.config import Config
-from iota2.core.errors import ConfigError, InputDataError
+from iota2.core.errors import InputDataError
 from iota2.core.layout import OutputLayout
 from iota2.core.plugins import classifiers
 from iota2.core.raster import atomic_output

@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 from iota2.core.errors import ConfigError
 from iota2.core.fingerprint import task_fingerprint
+from iota2.core.layout import STATUS_FILE
 from iota2.core.raster import atomic_output
 
-STATUS_FILE = "IOTA2_tasks_status.txt"
 
 
 @dataclasses.dataclass

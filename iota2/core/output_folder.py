@@ -30,19 +30,13 @@ from pathlib import Path
 from typing import Iterable
 
 from iota2.core.errors import ConfigError
+from iota2.core.layout import (DRIVER_LOG, INCOMPLETE_NOTE, LOCK, MARKER, PREVIOUS_FINAL, RESOLVED_CONFIG,  # noqa: F401
+                               STATUS_FILE, OutputLayout)
 
 LOGGER = logging.getLogger(__name__)
 
-MARKER = ".iota2_output"
-"""Written in the output folder by the first run: the folder is iota2's (``remove_output_path`` may clean it)."""
-LOCK = ".iota2.lock"
-"""Held by the run using the output folder."""
-INCOMPLETE_NOTE = "INCOMPLETE_RUN.txt"
-"""In ``final/`` while a run that writes there has not finished."""
-PREVIOUS_FINAL = "final_previous"
-"""Where the products of the previous run go when a new run starts from the first group."""
-RUN_FILES = ("IOTA2_tasks_status.txt", "config_resolved.yaml", "iota2.log", MARKER, PREVIOUS_FINAL)
-"""Entries of the output folder written by every run, whatever the builder."""
+RUN_FILES = (STATUS_FILE, RESOLVED_CONFIG, DRIVER_LOG, MARKER, PREVIOUS_FINAL)
+"""Entries of the output folder written by every run, whatever the builder (names: :mod:`iota2.core.layout`)."""
 
 HEARTBEAT_S = 20.0
 """The lock holder refreshes the lock file's modification time this often."""
@@ -159,10 +153,11 @@ def remove_outputs(output: Path, entries: Iterable[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------- products
 def set_aside_previous_products(output: Path) -> bool:
     """Move ``final/`` (products of an earlier run) to ``final_previous/``; True if there was something."""
-    final = output / "final"
+    layout = OutputLayout(output)
+    final = layout.final
     if not final.is_dir() or not any(final.iterdir()):
         return False
-    previous = output / PREVIOUS_FINAL
+    previous = layout.previous_final
     if previous.exists():
         shutil.rmtree(previous)
     final.rename(previous)
@@ -171,9 +166,9 @@ def set_aside_previous_products(output: Path) -> bool:
 
 def write_incomplete_note(output: Path, started: str) -> None:
     """Mark ``final/``: a run that writes there is under way (or failed)."""
-    final = output / "final"
-    final.mkdir(parents=True, exist_ok=True)
-    (final / INCOMPLETE_NOTE).write_text(
+    note = OutputLayout(output).incomplete_note
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_text(
         f"An iota2 run started at {started} has not finished (it is running, failed or was interrupted).\n"
         "Products in this folder may come from an earlier run and may not match config_resolved.yaml.\n"
         "Resume with -restart; this file is removed when a run ends without error.\n", encoding="utf-8")
@@ -181,7 +176,7 @@ def write_incomplete_note(output: Path, started: str) -> None:
 
 def remove_incomplete_note(output: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
-        (output / "final" / INCOMPLETE_NOTE).unlink()
+        OutputLayout(output).incomplete_note.unlink()
 
 
 # --------------------------------------------------------------------------------------------- the lock
