@@ -34,14 +34,19 @@ def agreement_with_truth(classif_path, class_map_path) -> float:
     return float((produced[valid] == truth[valid]).mean())
 
 
+def two_regions(path, dataset, names, field: str = "region"):
+    """A region file cutting the ground truth's extent in a west and an east half, named ``names``."""
+    truth = gpd.read_file(dataset["ground_truth"])
+    west, south, east, north = truth.total_bounds
+    middle = (west + east) / 2
+    gpd.GeoDataFrame({field: list(names)},
+                     geometry=[box(west - 1e4, south - 1e4, middle, north + 1e4),
+                               box(middle, south - 1e4, east + 1e4, north + 1e4)], crs=truth.crs).to_file(path)
+    return path
+
+
 def test_full_chain_local_cluster_two_runs_with_regions(tmp_path, make_config, s2_dataset):
-    regions = gpd.read_file(s2_dataset["ground_truth"]).total_bounds
-    xmid = (regions[0] + regions[2]) / 2
-    region_file = tmp_path / "regions.gpkg"
-    gpd.GeoDataFrame({"region": ["1", "2"]},
-                     geometry=[box(regions[0] - 1e4, regions[1] - 1e4, xmid, regions[3] + 1e4),
-                               box(xmid, regions[1] - 1e4, regions[2] + 1e4, regions[3] + 1e4)],
-                     crs=gpd.read_file(s2_dataset["ground_truth"]).crs).to_file(region_file)
+    region_file = two_regions(tmp_path / "regions.gpkg", s2_dataset, ["1", "2"])
     config = make_config(chain={"region_path": str(region_file), "region_field": "region"},
                          arg_train={"runs": 2},
                          arg_classification={"enable_probability_map": True, "generate_final_probability_map": True})
@@ -134,13 +139,7 @@ def test_user_fixed_chunks_and_grid_search(tmp_path, make_config):
 
 def test_region_names_with_any_characters(tmp_path, make_config, s2_dataset):
     """Regions named 'north-east' and 'south west': tasks get file-safe names, models keep the region's name."""
-    bounds = gpd.read_file(s2_dataset["ground_truth"]).total_bounds
-    xmid = (bounds[0] + bounds[2]) / 2
-    region_file = tmp_path / "regions.gpkg"
-    gpd.GeoDataFrame({"zone": ["north-east", "south west"]},
-                     geometry=[box(bounds[0] - 1e4, bounds[1] - 1e4, xmid, bounds[3] + 1e4),
-                               box(xmid, bounds[1] - 1e4, bounds[2] + 1e4, bounds[3] + 1e4)],
-                     crs=gpd.read_file(s2_dataset["ground_truth"]).crs).to_file(region_file)
+    region_file = two_regions(tmp_path / "regions.gpkg", s2_dataset, ["north-east", "south west"], field="zone")
     config = make_config(chain={"region_path": str(region_file), "region_field": "zone"})
     assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"]) == 0
     out = tmp_path / "out"
