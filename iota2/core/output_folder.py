@@ -6,7 +6,8 @@ products of an earlier run never passed off as current.
   inside an input named in the configuration (imagery, ground truth, nomenclature, user rasters ...).
 * The first run writes :data:`MARKER` into the folder. ``chain.remove_output_path`` deletes only what an
   iota2 run writes there (the entries its builders declare and the run files), and only in a folder that
-  holds the marker; a non-empty folder without it is refused.
+  holds the marker; a non-empty folder without it is refused. A folder without the marker that holds entries
+  a run would write (``final``, ``model`` ...) is refused too: a run never overwrites what it did not write.
 * :class:`RunLock` lets one run at a time use a folder (a lock file created atomically, with the holder's
   pid, host and start time, refreshed while it runs; a lock whose holder is gone is taken over).
 * :func:`set_aside_previous_products` moves the ``final/`` products of an earlier run to ``final_previous/``
@@ -31,7 +32,7 @@ from typing import Iterable
 
 from iota2.core.errors import ConfigError
 from iota2.core.layout import (DRIVER_LOG, INCOMPLETE_NOTE, LOCK, MARKER, PREVIOUS_FINAL, RESOLVED_CONFIG,  # noqa: F401
-                               STATUS_FILE, OutputLayout)
+                               OUTPUT_ENTRIES, STATUS_FILE, OutputLayout)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -111,11 +112,16 @@ def check_output_folder(config) -> Path:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"chain.output_path = '{raw}': {existing} is not a folder you can write to; choose "
                           "another output_path")
-    if config["chain"].get("remove_output_path") and output.is_dir() and not (output / MARKER).exists() \
-            and any(output.iterdir()):
-        raise ConfigError(f"chain.remove_output_path is true but '{output}' is not empty and was not written by "
-                          f"iota2 (no {MARKER} file in it): iota2 deletes only what its runs wrote. Choose a new or "
-                          "empty output_path, or set remove_output_path to false")
+    if output.is_dir() and not (output / MARKER).exists() and any(output.iterdir()):
+        if config["chain"].get("remove_output_path"):
+            raise ConfigError(f"chain.remove_output_path is true but '{output}' is not empty and was not written by "
+                              f"iota2 (no {MARKER} file in it): iota2 deletes only what its runs wrote. Choose a new "
+                              "or empty output_path, or set remove_output_path to false")
+        taken = sorted(name for name in (*OUTPUT_ENTRIES, *RUN_FILES) if (output / name).exists())
+        if taken:
+            raise ConfigError(f"chain.output_path = '{raw}' holds {', '.join(taken)}, which no iota2 run wrote there "
+                              f"(no {MARKER} file): a run would overwrite them. Choose a new or empty output_path, or "
+                              "move them away")
     return output
 
 

@@ -71,6 +71,21 @@ def test_remove_output_path_refuses_a_folder_iota2_did_not_write(make_config, tm
     assert sorted(p.name for p in output.iterdir()) == ["chapter1.tex"]  # no lock, no marker left
 
 
+def test_a_folder_holding_what_a_run_would_write_is_refused_unless_iota2_wrote_it(make_config, tmp_path, capsys):
+    output = tmp_path / "shared"
+    (output / "final").mkdir(parents=True)
+    (output / "final" / "Classif_Seed_0.tif").write_text("someone's map")
+    (output / "notes.txt").write_text("mine")
+    config = make_config(output=output)
+    assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress", "-restart"]) == 2
+    error = capsys.readouterr().err
+    assert "holds final, which no iota2 run wrote there" in error
+    assert (output / "final" / "Classif_Seed_0.tif").read_text() == "someone's map"
+    assert sorted(p.name for p in output.iterdir()) == ["final", "notes.txt"]
+    mark_output_folder(output)  # written by an iota2 run: accepted
+    assert check_output_folder(load_config(config)) == output.resolve()
+
+
 def test_remove_outputs_deletes_only_iota2_entries(tmp_path):
     output = tmp_path / "out"
     mark_output_folder(output)
