@@ -23,7 +23,7 @@ from iota2.core.config import Config
 from iota2.core.errors import InputDataError
 from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
-from iota2.core.raster import Grid, atomic_output, write_raster
+from iota2.core.raster import Grid, atomic_output, label_dtype, write_raster
 from iota2.core.scheduler import task_threads
 from iota2.core.tree_ensemble import compiled_forest
 
@@ -32,11 +32,6 @@ LOGGER = logging.getLogger(__name__)
 
 COMPILED_BATCH = 262_144
 """Pixels per call of the compiled forest kernel."""
-
-
-def label_dtype(labels: list[int]) -> str:
-    """Smallest unsigned type holding the largest label (iota2 compared the last label read: fixed here)."""
-    return "uint8" if max(labels) <= 255 else "uint16"
 
 
 def chunk_path(output_path, tile: str, run: int, chunk: int, proba: bool = False) -> Path:

@@ -11,11 +11,10 @@ import numpy as np
 import rasterio
 from rasterio.merge import merge
 
-from iota2.builders.classification import label_dtype
 from iota2.core.config import Config
 from iota2.core.layout import OutputLayout
 from iota2.core.nomenclature import read_color_table
-from iota2.core.raster import atomic_output
+from iota2.core.raster import atomic_output, label_dtype
 
 LOGGER = logging.getLogger(__name__)
 

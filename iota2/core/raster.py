@@ -529,6 +529,12 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
                 sidecar.unlink()
 
 
+def label_dtype(labels: list[int]) -> str:
+    """Pixel type of a class map: the smallest unsigned type holding the largest label (iota2 compared the last
+    label read: fixed here); labels above 65535 are refused when the ground truth is read."""
+    return "uint8" if max(labels) <= 255 else "uint16"
+
+
 def write_raster(path: str | Path, array: np.ndarray, grid: Grid, nodata=None, compress: str = "ZSTD",
                  colormap: dict | None = None, band_descriptions: list[str] | None = None) -> Path:
     """Write a (bands, rows, cols) or (rows, cols) array as a GeoTIFF, atomically.

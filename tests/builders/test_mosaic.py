@@ -53,3 +53,20 @@ def test_one_tile_is_copied_and_several_are_merged_with_the_same_result(tmp_path
     mosaic_files([left, right], tmp_path / "merged.tif", "uint8", "ZSTD")
     with rasterio.open(tmp_path / "merged.tif") as merged:
         assert np.array_equal(merged.read(1), values) and merged.transform == transform
+
+
+def test_mosaic_and_validation_need_no_classification_module():
+    import subprocess
+    import sys
+
+    code = ("import sys, iota2.builders.mosaic, iota2.builders.validation; "
+            "print('iota2.builders.classification' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+
+
+def test_label_pixel_type_follows_the_largest_label():
+    from iota2.core.raster import label_dtype
+
+    assert label_dtype([1, 255]) == "uint8"
+    assert label_dtype([256, 3]) == "uint16"  # the largest, wherever it stands
