@@ -105,9 +105,10 @@ class I2Classification(Builder):
         if train.get("enable_autocontext"):
             raise ConfigError("arg_train.enable_autocontext: autocontext is not available in this version; set it to "
                               "False")
-        if self.config["external_features"].get("functions"):
-            raise ConfigError("external_features.functions: external features are not available in this version; "
-                              "remove the section")
+        if self.config["external_features"].get("functions"):  # a missing module or function fails now
+            from iota2.core.feature_functions import FeatureFunctions
+
+            FeatureFunctions.from_config(self.config)
         unsupported = [("sensors_data_interpolation", "write_outputs"), ("iota2_feature_extraction", "rel_refl"),
                        ("iota2_feature_extraction", "acor_feat")]
         for section, key in unsupported:
