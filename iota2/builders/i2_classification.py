@@ -191,9 +191,9 @@ class I2Classification(Builder):
         step("report", "validation", "report over runs (RESULTS.txt, figures)")
         task = graph.add_task
 
-        directories = task("create_directories", "create_directories", _task("tile_preparation", "create_directories"),
+        directories = task("create_directories", "create_directories", "iota2.core.tile_steps:create_directories",
                            {"output_path": out, "tiles": self.tiles})
-        validity = {tile: task(f"validity_{tile}", "validity", _task("tile_preparation", "compute_validity"),
+        validity = {tile: task(f"validity_{tile}", "validity", "iota2.core.tile_steps:compute_validity",
                                {"config": cfg, "tile": tile, "grid": grids[tile],
                                 "dates_by_sensor": self.dates_by_sensor, "output_path": out}, [directories])
                     for tile in self.tiles}

@@ -4,55 +4,18 @@ probabilities) and the pixel validity map."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.merge import merge
 
 from iota2.core.config import Config
 from iota2.core.layout import OutputLayout
+from iota2.core.mosaic import mosaic_files
 from iota2.core.nomenclature import read_color_table
 from iota2.core.raster import atomic_output, label_dtype
 
 LOGGER = logging.getLogger(__name__)
-
-
-def mosaic_files(sources: list[Path], target: Path, dtype: str, compress: str, nodata=0,
-                 colormap: dict | None = None) -> None:
-    """Merge rasters on one CRS and resolution (first source wins where they overlap), atomically.
-
-    A single source already in the output's layout (one tile: the common case) is copied, not decoded and
-    compressed again."""
-    datasets = [rasterio.open(path) for path in sources]
-    try:
-        profile = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER",
-                   "dtype": dtype}
-        if compress.upper() != "NONE":
-            profile["compress"] = compress.lower()
-        with atomic_output(target) as tmp:
-            if len(datasets) == 1 and _same_layout(datasets[0], profile):
-                shutil.copyfile(sources[0], tmp)
-                with rasterio.open(tmp, "r+") as dst:
-                    dst.nodata = nodata
-            else:
-                merge(datasets, nodata=nodata, method="first", dst_path=tmp, dst_kwds=profile)
-            if colormap:
-                with rasterio.open(tmp, "r+") as dst:
-                    dst.write_colormap(1, colormap)
-    finally:
-        for dataset in datasets:
-            dataset.close()
-
-
-def _same_layout(dataset, profile: dict) -> bool:
-    """Whether ``dataset`` is a GeoTIFF with the type, tiling and compression of ``profile``."""
-    source = dataset.profile
-    return (source["driver"] == "GTiff" and source["dtype"] == profile["dtype"] and bool(source.get("tiled"))
-            and source.get("blockxsize") == profile["blockxsize"] and source.get("blockysize") == profile["blockysize"]
-            and str(source.get("compress") or "none").lower() == str(profile.get("compress") or "none").lower()
-            and dataset.colorinterp[0].name != "palette")
 
 
 def default_colormap(labels: list[int]) -> dict[int, tuple[int, int, int, int]]:

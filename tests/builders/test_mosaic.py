@@ -31,7 +31,7 @@ def test_one_tile_is_copied_and_several_are_merged_with_the_same_result(tmp_path
     import rasterio
     from rasterio.transform import from_origin
 
-    from iota2.builders.mosaic import mosaic_files
+    from iota2.core.mosaic import mosaic_files
 
     values = np.random.default_rng(0).integers(0, 9, (300, 520)).astype(np.uint8)
     transform = from_origin(300000, 4900000, 10, 10)

@@ -141,7 +141,7 @@ def test_merging_chunks_on_a_full_disk_fails_with_the_reason_and_a_rerun_succeed
 @pytest.mark.parametrize("tiles", [1, 2])
 def test_mosaic_on_a_full_disk_fails_with_the_reason_and_a_rerun_succeeds(small_disk, tiles):
     """One tile is copied (shutil), two are merged (GDAL): both fail with the reason and leave no file."""
-    from iota2.builders.mosaic import mosaic_files
+    from iota2.core.mosaic import mosaic_files
 
     sources = []
     data = noise(1, 400)[0] % 200

@@ -1,4 +1,9 @@
-"""Init tasks of a tile: output folders, pixel validity (``nbView.tif``) and common mask."""
+"""Init steps of the tiles of a run, shared by the builders: output folders, pixel validity (``nbView.tif``)
+and common mask of a tile.
+
+Each function is a task function (module level, small picklable arguments) that any builder wires into its
+graph as ``"iota2.core.tile_steps:<name>"``.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,20 @@ from iota2.core.raster import Grid, atomic_output, chunk_windows
 LOGGER = logging.getLogger(__name__)
 
 
-def create_directories(output_path: str, tiles: list[str]) -> None:
-    """Create the output tree of :meth:`iota2.core.layout.OutputLayout.directories` (existing content is kept, so
-    a restart loses nothing)."""
-    for folder in OutputLayout(output_path).directories(tiles):
+def create_directories(output_path: str, tiles: list[str], builder: str = "i2_classification") -> None:
+    """Create the output tree of a builder (existing content is kept, so a restart loses nothing).
+
+    Parameters
+    ----------
+    output_path
+        ``chain.output_path``.
+    tiles
+        Tile names: each gets its ``features/<T>/tmp`` folder.
+    builder
+        Whose tree: ``"i2_classification"`` or ``"i2_features_map"`` (see
+        :meth:`iota2.core.layout.OutputLayout.directories`).
+    """
+    for folder in OutputLayout(output_path).directories(tiles, builder):
         folder.mkdir(parents=True, exist_ok=True)
 
 
