@@ -41,6 +41,18 @@ FORMATTED_GROUND_TRUTH = "ground_truth_formatted.parquet"
 TILE_MAP_KINDS = ("label", "confidence", "proba")
 """Kinds of map a tile has in ``classif/`` (see :meth:`OutputLayout.tile_map`)."""
 
+FEATURES_MAP_STATUS_FILE = "IOTA2_tasks_status_i2_features_map.txt"
+"""Journal of the features-map builder's tasks (its own: a features map run into a classification's folder
+leaves the classification's restart state alone)."""
+FEATURES_MAP_FOLDER = "customF"
+"""Chunks and tile maps of the features-map builder."""
+FEATURES_MAP_NAME = "features_map"
+"""Name of the feature map in ``final/`` when ``external_features.output_name`` is not set."""
+FEATURES_MAP_FOLDERS = (FEATURES_MAP_FOLDER, "final", "features", "logs")
+"""Folders of the features-map builder's output tree (created by its first task)."""
+FEATURES_MAP_ENTRIES = tuple(sorted(FEATURES_MAP_FOLDERS + (FEATURES_MAP_STATUS_FILE,)))
+"""Top-level entries the features-map builder writes: what ``chain.remove_output_path`` may delete for it."""
+
 
 @dataclasses.dataclass(frozen=True)
 class OutputLayout:
@@ -113,9 +125,21 @@ class OutputLayout:
         """``logs/<step>/<task>.log``: the log of one task (every attempt appends to it)."""
         return self.logs / step / f"{task}.log"
 
-    def directories(self, tiles: list[str] = ()) -> list[Path]:
-        """The folders of the output tree (:data:`OUTPUT_FOLDERS`) and those of each tile, in creation order."""
-        return [self.root / folder for folder in OUTPUT_FOLDERS] + [self.tile_features_tmp(tile) for tile in tiles]
+    def directories(self, tiles: list[str] = (), builder: str = "i2_classification") -> list[Path]:
+        """The folders of a builder's output tree and those of each tile, in creation order.
+
+        Parameters
+        ----------
+        tiles
+            Tile names (each has ``features/<T>/tmp``).
+        builder
+            ``"i2_classification"`` (:data:`OUTPUT_FOLDERS`) or ``"i2_features_map"``
+            (:data:`FEATURES_MAP_FOLDERS`).
+        """
+        trees = {"i2_classification": OUTPUT_FOLDERS, "i2_features_map": FEATURES_MAP_FOLDERS}
+        if builder not in trees:
+            raise ValueError(f"builder {builder!r}: use one of {', '.join(trees)}")
+        return [self.root / folder for folder in trees[builder]] + [self.tile_features_tmp(tile) for tile in tiles]
 
     # ------------------------------------------------------------------ features of a tile
     def tile_features(self, tile: str) -> Path:
@@ -281,3 +305,35 @@ class OutputLayout:
     def results(self) -> Path:
         """``final/RESULTS.txt``: confusion matrix and scores averaged over runs."""
         return self.final / "RESULTS.txt"
+
+    # ------------------------------------------------------------------ features map
+    @property
+    def features_map_status_file(self) -> Path:
+        """``IOTA2_tasks_status_i2_features_map.txt``: the features-map builder's journal."""
+        return self.root / FEATURES_MAP_STATUS_FILE
+
+    @property
+    def custom_features(self) -> Path:
+        """``customF/``: chunks and tile maps of the features-map builder."""
+        return self.root / FEATURES_MAP_FOLDER
+
+    def features_map_chunk(self, tile: str, chunk: int) -> Path:
+        """``customF/<T>_chunk_<i>.tif``: the features of one chunk of a tile."""
+        return self.custom_features / f"{tile}_chunk_{chunk}.tif"
+
+    def features_map_tile(self, tile: str) -> Path:
+        """``customF/<T>_features.tif``: the features of a tile (its chunks assembled)."""
+        return self.custom_features / f"{tile}_features.tif"
+
+    def final_features_map(self, output_name: str | None = None) -> Path:
+        """``final/<output_name>.tif``: the feature map of every tile.
+
+        Parameters
+        ----------
+        output_name
+            ``external_features.output_name``, with or without ``.tif``; default ``features_map``.
+        """
+        name = str(output_name or FEATURES_MAP_NAME)
+        if name.lower().endswith(".tif"):
+            name = name[:-4]
+        return self.final / f"{name}.tif"
