@@ -1,7 +1,8 @@
 """The sensor contract: what every sensor plugin provides to builders.
 
-A sensor turns the products of one tile into gap-filled features on the tile's reference grid,
-window by window, so that memory is bounded by the window and not by the tile.
+A sensor turns the products of one tile into gap-filled series on the tile's reference grid, window by
+window, so that memory is bounded by the window and not by the tile, and describes its default features
+(:class:`FeatureSpec`); the feature stage of the core (:mod:`iota2.core.features`) makes them.
 """
 
 from __future__ import annotations
@@ -26,9 +27,60 @@ def warn_once(logger: logging.Logger, message: str, *args) -> None:
         logger.warning(message, *args)
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """How the feature stage (:func:`iota2.core.features.default_features`) turns a sensor's series into its
+    default features. Sensors describe their features with it; they do not compute them.
+
+    Attributes
+    ----------
+    layout
+        ``"date_major"``: the bands of date 1, then of date 2 ... (optical sensors, stacks);
+        ``"band_major"``: band 1 over every date, then band 2 ... (Sentinel-1);
+        ``"static"``: one value per band, no date (user features, read from :attr:`SensorData.static`).
+    copy_input
+        Keep the bands themselves (``iota2_feature_extraction.copy_input``).
+    kept_bands
+        Bands kept for the copied bands and the brightness; ``None`` keeps all.
+    band_labels
+        Label token of each band (default: the lower-case band name), e.g. ``des_vv`` for ``vv_DES``.
+    labels
+        Labels of a ``"static"`` sensor, one per band.
+    indices
+        ``(NAME, (low, high))`` normalised differences ``(high - low) / (high + low) x 1000`` and
+        ``(NAME, ())`` for the brightness of the kept bands, computed for every date after the bands.
+    known_indices
+        Every index the sensor can compute, requested or not, in the form of ``indices``: what feature functions
+        may ask for (``get_interpolated_Sentinel2_NDVI``).
+    index_nodata_bands
+        ``"kept"``: an index is nodata where a kept band is nodata (optical sensors); ``"all"``: where any band is.
+    expressions
+        Band-math expressions over ``b1`` ... ``bN`` evaluated per date after the indices.
+    nodata
+        Nodata value of the series.
+    section
+        Configuration section named in error messages.
+    """
+
+    layout: str = "date_major"
+    copy_input: bool = True
+    kept_bands: tuple[str, ...] | None = None
+    band_labels: tuple[str, ...] | None = None
+    labels: tuple[str, ...] = ()
+    indices: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    known_indices: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    index_nodata_bands: str = "kept"
+    expressions: tuple[str, ...] = ()
+    nodata: float = -10000.0
+    section: str = ""
+
+
 @dataclasses.dataclass
 class SensorData:
-    """Everything a sensor knows about one window of one tile.
+    """Everything a sensor read from one window of one tile: series, masks and how to make its features.
+
+    Sensors fill the series; the feature stage of the core makes the features (:attr:`features`,
+    :attr:`labels`, computed at first use from :attr:`spec`).
 
     Attributes
     ----------
@@ -46,14 +98,14 @@ class SensorData:
         Dates ``YYYYMMDD`` of the common temporal grid.
     interpolated
         (interpolation dates, bands, rows, cols) float32 gap-filled values.
-    features
-        (rows, cols, n_features) float32 feature stack of this sensor.
-    labels
-        ``n_features`` lower-case labels, e.g. ``sentinel2_b2_20180511``, ``sentinel2_ndvi_20180511``.
     validity
         (rows, cols) uint16 number of valid observations.
     footprint
         (rows, cols) bool, True where the sensor has data on at least one date.
+    spec
+        How the feature stage makes this sensor's default features.
+    static
+        (bands, rows, cols) float32 values of a sensor without dates (``spec.layout == "static"``).
     """
 
     sensor: str
@@ -63,10 +115,30 @@ class SensorData:
     masks: np.ndarray
     interpolation_dates: list[str]
     interpolated: np.ndarray
-    features: np.ndarray
-    labels: list[str]
     validity: np.ndarray
     footprint: np.ndarray
+    spec: FeatureSpec = FeatureSpec()
+    static: np.ndarray | None = None
+    _default: tuple | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def default_features(self) -> tuple[np.ndarray, list[str]]:
+        """``(features, labels)``: (rows, cols, n) float32 default features of the sensor and their lower-case
+        labels, e.g. ``sentinel2_b2_20180511``, ``sentinel2_ndvi_20180511`` (computed once)."""
+        if self._default is None:
+            from iota2.core.features import default_features
+
+            self._default = default_features(self)
+        return self._default
+
+    @property
+    def features(self) -> np.ndarray:
+        """(rows, cols, n_features) float32 default features (see :meth:`default_features`)."""
+        return self.default_features()[0]
+
+    @property
+    def labels(self) -> list[str]:
+        """Labels of :attr:`features`."""
+        return self.default_features()[1]
 
 
 class Sensor:
@@ -129,7 +201,7 @@ class Sensor:
 
     def read(self, grid: Grid, window: Window, interpolation_dates: list[str],
              pixels: tuple[np.ndarray, np.ndarray] | None = None) -> SensorData:
-        """Read ``window`` of ``grid`` (the tile's reference grid) and compute the sensor's features.
+        """Read ``window`` of ``grid`` (the tile's reference grid) as series on ``interpolation_dates``.
 
         With ``pixels`` = (rows, cols) inside the window, only those pixels are processed after reading
         and every per-pixel array is shaped as an image of 1 row and ``len(rows)`` columns (used to

@@ -19,7 +19,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from iota2.core.raster import Grid
-from iota2.core.sensor import Sensor, SensorData
+from iota2.core.sensor import FeatureSpec, Sensor, SensorData
 
 __all__ = ["check_sensor"]
 
@@ -60,6 +60,17 @@ def _check_data(data, rows: int, cols: int, input_dates: list[str], interpolatio
     _check_array(data.masks, f"{point}: masks", (n_dates, rows, cols), np.uint8)
     _check_array(data.interpolated, f"{point}: interpolated", (len(interpolation_dates), n_bands, rows, cols),
                  np.float32)
+    spec = data.spec
+    _check(isinstance(spec, FeatureSpec), f"{point}: spec", f"must be a FeatureSpec, got {type(spec).__name__}")
+    _check(spec.layout in ("date_major", "band_major", "static"), f"{point}: spec",
+           f"layout {spec.layout!r}; use 'date_major', 'band_major' or 'static'")
+    if spec.band_labels is not None:
+        _check(len(spec.band_labels) == n_bands, f"{point}: spec",
+               f"band_labels has {len(spec.band_labels)} name(s) for {n_bands} band(s)")
+    if spec.layout == "static":
+        _check(len(spec.labels) == n_bands, f"{point}: spec", f"labels has {len(spec.labels)} name(s) for {n_bands} "
+               "band(s)")
+        _check_array(data.static, f"{point}: static", (n_bands, rows, cols), np.float32)
     labels = data.labels
     _check(isinstance(labels, list) and all(isinstance(label, str) for label in labels), f"{point}: labels",
            "must be a list of strings")

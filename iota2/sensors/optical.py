@@ -44,23 +44,20 @@ from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
 from iota2.core import config as config_module
-from iota2.core.band_math import BandMath
 from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.raster import Grid, open_raster, read_onto_grid
-from iota2.core.sensor import Sensor, SensorData, warn_once
+from iota2.core.features import INDEX_BANDS, NODATA, spectral_feature_spec, spectral_features
+from iota2.core.indices import INDEX_EPSILON  # noqa: F401  (part of this module's names)
+from iota2.core.sensor import FeatureSpec, Sensor, SensorData, warn_once
 from iota2.core.timeseries import interpolation_grid, parse_date, series_on_dates
 
 LOGGER = logging.getLogger(__name__)
 
-#: nodata value of the reflectances once read (whatever the product's own nodata value)
-NODATA = -10000
 #: value given to THEIA masks outside a file's footprint when warping (any non-zero value means invalid)
 MASK_FILL = 255
-#: spectral indices of Sentinel-2 and the (low, high) bands of the normalised ones: (high - low) / (high + low)
-INDEX_BANDS = {"NDVI": ("B4", "B8"), "NDWI": ("B8", "B11"), "BRIGHTNESS": ()}
-#: denominators smaller than this in absolute value give an index of 0
-INDEX_EPSILON = 1e-5
+#: the feature stage's function for a sensor's stack of bands, indices and expressions (kept under this name)
+compute_features = spectral_features
 
 
 def theia_date(name: str) -> str | None:
@@ -190,147 +187,6 @@ class TheiaProduct(OpticalProduct):
     def mask_path(self, mask: str) -> Path:
         """Path of the mask ``mask`` in the product's ``MASKS`` folder."""
         return self.path / "MASKS" / f"{self.name}_{mask}_{self.mask_suffix}.tif"
-
-
-# ----------------------------------------------------------------------------------------------------
-# features
-# ----------------------------------------------------------------------------------------------------
-
-def compute_features(interpolated: np.ndarray, band_names: list[str], dates: list[str], *,
-                     sensor: str = "Sentinel2", copy_input: bool = True,
-                     indices: list[str] | tuple[str, ...] = ("NDVI", "NDWI", "Brightness"),
-                     keep_bands: list[str] | None = None, additional_features: list[str] | tuple[str, ...] = (),
-                     nodata: float = NODATA, index_bands: dict | None = None,
-                     section: str = "Sentinel_2") -> tuple[np.ndarray, list[str]]:
-    """Feature stack of a gap-filled time series (iota2's ``iota2FeatureExtraction``).
-
-    The stack holds, in this order: (if ``copy_input``) the reflectances date-major (date 1: B2..B12,
-    date 2: ...), then for each name of ``indices`` that index for every date, then each additional
-    band-math expression for every date.
-
-    * NDVI = (NIR - red) / (NIR + red) x 1000 (Sentinel-2: B8 and B4);
-    * NDWI = (SWIR - NIR) / (SWIR + NIR) x 1000 -- iota2's order (SWIR first), the opposite sign of Gao's
-      NDWI (Sentinel-2: B11 and B8);
-    * Brightness = sqrt(sum of the squares of the date's kept bands), unscaled.
-
-    An index is 0 where the absolute value of its denominator is below 1e-5, and ``nodata`` where any
-    kept band of the date equals ``nodata``. Additional expressions use ``b1`` ... ``bN`` for the date's
-    bands in stack order (all bands, not only the kept ones) and are truncated towards zero, as iota2
-    stores them as int16: scale them in the expression.
-
-    Parameters
-    ----------
-    interpolated
-        (dates, bands, rows, cols) values.
-    band_names
-        Band names of axis 1, e.g. a sensor's ``bands``.
-    dates
-        ``YYYYMMDD`` dates of axis 0.
-    sensor
-        Label prefix (lower-cased in labels).
-    copy_input
-        Keep the reflectances in the stack.
-    indices
-        Index names among NDVI, NDWI, Brightness (case-insensitive).
-    keep_bands
-        Bands kept for the reflectances and the brightness; ``None`` keeps all.
-    additional_features
-        Band-math expressions evaluated per date.
-    nodata
-        Nodata value of the reflectances.
-    index_bands
-        ``{"NDVI": (red, NIR), "NDWI": (NIR, SWIR), "BRIGHTNESS": ()}``: the (low, high) bands of the
-        normalised indices; default :data:`INDEX_BANDS` (Sentinel-2).
-    section
-        Configuration section named in error messages.
-
-    Returns
-    -------
-    features : numpy.ndarray
-        (rows, cols, n_features) float32, C-contiguous.
-    labels : list of str
-        Lower-case labels, e.g. ``sentinel2_b2_20180511``, ``sentinel2_ndvi_20180511``,
-        ``sentinel2_user_features_1_20180511``.
-    """
-    n_dates, n_bands, rows, cols = interpolated.shape
-    band_names = list(band_names)
-    index_bands = INDEX_BANDS if index_bands is None else index_bands
-    if keep_bands is None:
-        kept = list(range(n_bands))
-    else:
-        unknown = [band for band in keep_bands if band not in band_names]
-        if unknown:
-            raise ConfigError(f"{section}.keep_bands: unknown band(s) {', '.join(map(str, unknown))}; "
-                              f"use bands among {', '.join(band_names)}")
-        kept = sorted({band_names.index(band) for band in keep_bands})
-    kept_names = [band_names[index] for index in kept]
-    requested = []
-    for name in indices:
-        key = str(name).upper()
-        if key not in index_bands:
-            raise ConfigError(f"arg_train.features: unknown feature {name!r}; use any of NDVI, NDWI, Brightness "
-                              "(or [] for none)")
-        missing = [band for band in index_bands[key] if band not in kept_names]
-        if missing:
-            raise ConfigError(f"{section}.keep_bands must contain {', '.join(missing)} to compute {name} "
-                              f"(arg_train.features); add it or remove {name} from arg_train.features")
-        requested.append(key)
-    expressions = [expression for expression in additional_features if expression.strip()]
-    compiled = [BandMath(expression, band_names, f"{section}.additional_features") for expression in expressions]
-
-    prefix = sensor.lower()
-    dates = list(dates)
-    n_features = (n_dates * len(kept) if copy_input else 0) + n_dates * (len(requested) + len(compiled))
-    features = np.empty((rows, cols, n_features), dtype=np.float32)
-    pixels = features.reshape(rows * cols, n_features)  # a view: (pixels, features)
-    labels: list[str] = []
-    offset = 0
-    if copy_input:
-        block = n_dates * len(kept)
-        if kept == list(range(n_bands)):
-            pixels[:, offset:offset + block] = interpolated.reshape(block, rows * cols).T
-        else:
-            pixels[:, offset:offset + block] = interpolated[:, kept].reshape(block, rows * cols).T
-        labels += [f"{prefix}_{band.lower()}_{date}" for date in dates for band in kept_names]
-        offset += block
-    if requested:
-        no_data = np.zeros((n_dates, rows, cols), dtype=bool)
-        for band in kept:
-            no_data |= np.abs(interpolated[:, band] - nodata) < 0.1
-        index = np.empty((n_dates, rows, cols), dtype=np.float32)
-        for key in requested:
-            if key == "BRIGHTNESS":
-                index.fill(0.0)
-                for band in kept:
-                    index += np.square(interpolated[:, band], dtype=np.float32)
-                np.sqrt(index, out=index)
-            else:
-                # NDVI: (NIR - red) / (NIR + red); NDWI in iota2's order: (SWIR - NIR) / (SWIR + NIR)
-                low_band, high_band = index_bands[key]
-                high = interpolated[:, band_names.index(high_band)]
-                low = interpolated[:, band_names.index(low_band)]
-                denominator = np.add(high, low, dtype=np.float32)
-                np.subtract(high, low, out=index, dtype=np.float32)
-                small = np.abs(denominator) < INDEX_EPSILON
-                denominator[small] = 1.0
-                index /= denominator
-                index *= 1000.0
-                index[small] = 0.0
-            index[no_data] = nodata
-            pixels[:, offset:offset + n_dates] = index.reshape(n_dates, rows * cols).T
-            labels += [f"{prefix}_{key.lower()}_{date}" for date in dates]
-            offset += n_dates
-    if compiled:
-        namespace = {f"b{band + 1}": interpolated[:, band].astype(np.float32) for band in range(n_bands)}
-        for number, expression in enumerate(compiled, start=1):
-            with np.errstate(all="ignore"):
-                value = expression.evaluate(namespace)
-            value = np.broadcast_to(np.asarray(value, dtype=np.float32), (n_dates, rows, cols))
-            value = np.trunc(np.nan_to_num(value, nan=0.0, posinf=32767.0, neginf=-32768.0))
-            pixels[:, offset:offset + n_dates] = value.reshape(n_dates, rows * cols).T
-            labels += [f"{prefix}_user_features_{number}_{date}" for date in dates]
-            offset += n_dates
-    return features, labels
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -702,18 +558,25 @@ class OpticalSensor(Sensor):
         raw, masks, footprint, validity, interpolated = series_on_dates(
             raw, masks, footprint, input_dates, interpolation_dates,
             _option(self.config, "sensors_data_interpolation", "use_gapfilling", True), self.nodata, pixels)
+        return SensorData(sensor=self.name, band_names=bands, input_dates=input_dates, raw=raw, masks=masks,
+                          interpolation_dates=interpolation_dates, interpolated=interpolated, validity=validity,
+                          footprint=footprint, spec=self.feature_spec())
+
+    def feature_spec(self) -> FeatureSpec:
+        """The sensor's default features: reflectances (``copy_input``; ``keep_bands`` with ``extract_bands``),
+        the indices of ``arg_train.features`` and the additional band-math expressions.
+
+        Raises :class:`iota2.core.errors.ConfigError` on unknown bands or indices."""
+        bands = list(self.bands)
         keep_bands = None
         if _option(self.config, "iota2_feature_extraction", "extract_bands", False):
             keep_bands = list(_option(self.config, self.config_section, "keep_bands", bands))
-        features, labels = compute_features(
-            interpolated, bands, interpolation_dates, sensor=self.name,
-            copy_input=_option(self.config, "iota2_feature_extraction", "copy_input", True),
-            indices=list(_option(self.config, "arg_train", "features", ["NDVI", "NDWI", "Brightness"]) or []),
-            keep_bands=keep_bands, additional_features=self._additional_expressions(), nodata=self.nodata,
-            index_bands=self.index_bands, section=self.config_section)
-        return SensorData(sensor=self.name, band_names=bands, input_dates=input_dates, raw=raw, masks=masks,
-                          interpolation_dates=interpolation_dates, interpolated=interpolated, features=features,
-                          labels=labels, validity=validity, footprint=footprint)
+        indices = list(_option(self.config, "arg_train", "features", ["NDVI", "NDWI", "Brightness"]) or [])
+        return spectral_feature_spec(bands, copy_input=_option(self.config, "iota2_feature_extraction", "copy_input",
+                                                              True),
+                                     indices=indices, keep_bands=keep_bands,
+                                     additional_features=self._additional_expressions(), nodata=self.nodata,
+                                     index_bands=self.index_bands, section=self.config_section)
 
 
 def _optical_sensor_classes() -> list[type[OpticalSensor]]:

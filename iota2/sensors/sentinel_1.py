@@ -46,7 +46,7 @@ from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
 from iota2.core.raster import Grid, atomic_output, open_input_raster, open_raster, read_onto_grid
-from iota2.core.sensor import Sensor, SensorData
+from iota2.core.sensor import FeatureSpec, Sensor, SensorData
 from iota2.core.timeseries import date_grid, day_numbers, gapfill_linear
 
 LOGGER = logging.getLogger(__name__)
@@ -57,6 +57,11 @@ ORBITS = ("DES", "ASC")
 POLARISATIONS = ("vv", "vh")
 #: band names of :class:`SensorData` (orbit-major): ``vv_DES``, ``vh_DES``, ``vv_ASC``, ``vh_ASC``
 BAND_NAMES = tuple(f"{pol}_{orbit}" for orbit in ORBITS for pol in POLARISATIONS)
+#: default features: every band over every date, orbit-major, then polarisation, then date
+#: (``sentinel1_des_vv_<date>`` ...)
+FEATURE_SPEC = FeatureSpec(layout="band_major",
+                           band_labels=tuple(f"{orbit.lower()}_{pol}" for orbit in ORBITS for pol in POLARISATIONS),
+                           nodata=0.0, section="Sentinel_1")
 
 #: keys of the configuration file: section -> {key (lower-case): default, or MANDATORY}
 MANDATORY = object()
@@ -721,15 +726,9 @@ class Sentinel1(Sensor):
             validity = validity[rows_at, cols_at][np.newaxis, :]
             footprint = footprint[rows_at, cols_at][np.newaxis, :]
             rows, cols = 1, len(rows_at)
-        # orbit-major, then polarisation, then date
-        n_out = len(interpolation_dates)
-        features = np.ascontiguousarray(
-            interpolated.transpose(2, 3, 1, 0).reshape(rows, cols, len(BAND_NAMES) * n_out), dtype=np.float32)
-        labels = [f"{self.name.lower()}_{orbit.lower()}_{pol}_{date}"
-                  for orbit in ORBITS for pol in POLARISATIONS for date in interpolation_dates]
         return SensorData(sensor=self.name, band_names=list(BAND_NAMES), input_dates=input_dates, raw=raw,
                           masks=masks, interpolation_dates=interpolation_dates, interpolated=interpolated,
-                          features=features, labels=labels, validity=validity, footprint=footprint)
+                          validity=validity, footprint=footprint, spec=FEATURE_SPEC)
 
     def read_masks(self, grid: Grid, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Valid (date, orbit) acquisitions (uint16) and footprint of a window, without filtering."""

@@ -38,9 +38,8 @@ from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
 from iota2.core.raster import Grid, open_input_raster, open_raster, read_onto_grid
-from iota2.core.sensor import Sensor, SensorData, warn_once
+from iota2.core.sensor import FeatureSpec, Sensor, SensorData, warn_once
 from iota2.core.timeseries import interpolation_grid, series_on_dates
-from iota2.sensors.sentinel_2 import compute_features
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,7 +50,6 @@ MASK_FILL = 255
 #: file-name suffixes considered as rasters
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 DEFAULT_PATTERN = r"(?P<date>\d{8})"
-INDEX_EPSILON = 1e-5
 
 
 def _option(config, section: str, key: str, default):
@@ -386,33 +384,18 @@ class TimeSeriesStack(Sensor):
         raw, masks, footprint, validity, interpolated = series_on_dates(
             raw, masks, footprint, dates, interpolation_dates,
             _option(self.config, "sensors_data_interpolation", "use_gapfilling", True), fill, pixels)
-        features, labels = self._features(interpolated, interpolation_dates, fill)
         return SensorData(sensor=self.name, band_names=list(bands), input_dates=dates, raw=raw, masks=masks,
-                          interpolation_dates=interpolation_dates, interpolated=interpolated, features=features,
-                          labels=labels, validity=validity, footprint=footprint)
+                          interpolation_dates=interpolation_dates, interpolated=interpolated, validity=validity,
+                          footprint=footprint, spec=self.feature_spec())
 
-    def _features(self, interpolated: np.ndarray, dates: list[str], fill: float) -> tuple[np.ndarray, list[str]]:
-        """Bands of every date (when ``copy_input``) then the normalised-difference indices x1000."""
-        copy_input = _option(self.config, "iota2_feature_extraction", "copy_input", True)
-        base, labels = compute_features(interpolated, self.band_names, dates, sensor=self.name,
-                                        copy_input=copy_input, indices=(), nodata=fill)
-        if not self.indices:
-            return base, labels
-        n_dates, _, rows, cols = interpolated.shape
-        blocks = [base]
-        no_data = np.any(np.abs(interpolated - fill) < 0.1, axis=1)
-        for key, (high_at, low_at) in self.indices.items():
-            high, low = interpolated[:, high_at], interpolated[:, low_at]
-            denominator = np.add(high, low, dtype=np.float32)
-            small = np.abs(denominator) < INDEX_EPSILON
-            denominator[small] = 1.0
-            index = (high - low) / denominator * 1000.0
-            index[small] = 0.0
-            index[no_data] = fill
-            blocks.append(index.astype(np.float32).transpose(1, 2, 0))
-            labels = labels + [f"{self.name.lower()}_{key.lower()}_{date}" for date in dates]
-        features = np.ascontiguousarray(np.concatenate(blocks, axis=2), dtype=np.float32)
-        return features, labels
+    def feature_spec(self) -> FeatureSpec:
+        """Bands of every date (when ``copy_input``) then the normalised differences x1000 of ``indices``, nodata
+        where any band of the date is."""
+        bands = self.band_names
+        indices = tuple((str(key), (bands[low_at], bands[high_at])) for key, (high_at, low_at) in self.indices.items())
+        return FeatureSpec(copy_input=_option(self.config, "iota2_feature_extraction", "copy_input", True),
+                           indices=indices, known_indices=indices, index_nodata_bands="all", nodata=self._fill(),
+                           section=self.config_section)
 
 
 def _same_grid(one: Grid, other: Grid) -> bool:

@@ -35,7 +35,7 @@ from iota2.core.config import Param, Section
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
 from iota2.core.raster import Grid, open_raster, read_onto_grid
-from iota2.core.sensor import Sensor, SensorData
+from iota2.core.sensor import FeatureSpec, Sensor, SensorData
 
 LOGGER = logging.getLogger(__name__)
 
@@ -293,8 +293,8 @@ class UserFeatures(Sensor):
         Returns
         -------
         SensorData
-            ``features`` (rows, cols, bands); ``raw``, ``masks`` and ``interpolated`` have a 0-length
-            date axis; ``validity`` is 0.
+            ``static`` (bands, rows, cols), the default features of layout ``"static"``; ``raw``, ``masks`` and
+            ``interpolated`` have a 0-length date axis; ``validity`` is 0.
         """
         values, footprint = self._read_window(grid.window_grid(window))
         if pixels is not None:
@@ -302,12 +302,14 @@ class UserFeatures(Sensor):
             values = values[:, rows_at, cols_at][:, np.newaxis, :]
             footprint = footprint[rows_at, cols_at][np.newaxis, :]
         n_bands, rows, cols = values.shape
-        features = np.ascontiguousarray(values.transpose(1, 2, 0))
         return SensorData(sensor=self.name, band_names=self.band_names, input_dates=[],
                           raw=np.empty((0, n_bands, rows, cols), dtype=np.float32),
                           masks=np.empty((0, rows, cols), dtype=np.uint8), interpolation_dates=[],
-                          interpolated=np.empty((0, n_bands, rows, cols), dtype=np.float32), features=features,
-                          labels=self.labels, validity=np.zeros((rows, cols), dtype=np.uint16), footprint=footprint)
+                          interpolated=np.empty((0, n_bands, rows, cols), dtype=np.float32),
+                          validity=np.zeros((rows, cols), dtype=np.uint16), footprint=footprint,
+                          spec=FeatureSpec(layout="static", labels=tuple(self.labels), nodata=NODATA,
+                                           section="userFeat"),
+                          static=values)
 
 
 @hookimpl

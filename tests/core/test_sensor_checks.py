@@ -59,27 +59,28 @@ def test_generic_stack_passes(stack_config):
 class WrongDtype(Sentinel2Theia):
     def read(self, *args, **kwargs):
         data = super().read(*args, **kwargs)
-        return dataclasses.replace(data, features=data.features.astype(np.float64))
+        return dataclasses.replace(data, interpolated=data.interpolated.astype(np.float64))
 
 
-class WrongLabelCount(Sentinel2Theia):
+class WrongBandLabelCount(Sentinel2Theia):
     def read(self, *args, **kwargs):
         data = super().read(*args, **kwargs)
-        return dataclasses.replace(data, labels=data.labels[:-1])
+        return dataclasses.replace(data, spec=dataclasses.replace(data.spec, band_labels=("b2", "b3")))
 
 
 class InconsistentPixels(Sentinel2Theia):
     def read(self, grid, window, interpolation_dates, pixels=None):
         data = super().read(grid, window, interpolation_dates, pixels=pixels)
         if pixels is not None:
-            data.features[:] += 1.0
+            data.interpolated[:] += 1.0
         return data
 
 
 class UpperCaseLabels(Sentinel2Theia):
     def read(self, *args, **kwargs):
         data = super().read(*args, **kwargs)
-        return dataclasses.replace(data, labels=[label.upper() for label in data.labels])
+        return dataclasses.replace(data, spec=dataclasses.replace(
+            data.spec, band_labels=tuple(band.upper() for band in data.band_names)))
 
 
 class WrongMasks(Sentinel2Theia):
@@ -98,8 +99,8 @@ class UnsortedDates(Sentinel2Theia):
 
 
 @pytest.mark.parametrize("broken, message", [
-    (WrongDtype, r"read: features: dtype float64, expected float32"),
-    (WrongLabelCount, r"read: features: shape \(8, 8, \d+\), expected \(8, 8, \d+\)"),
+    (WrongDtype, r"read: interpolated: dtype float64, expected float32"),
+    (WrongBandLabelCount, r"read: spec: band_labels has 2 name\(s\) for 10 band\(s\)"),
     (InconsistentPixels, r"read\(pixels=...\): features at the given pixels differ"),
     (UpperCaseLabels, r"read: labels: must be lower-case"),
     (WrongMasks, r"read_masks: validity or footprint differ"),
