@@ -1,0 +1,168 @@
+"""Steps of the features-map builder: the features of every chunk written to ``customF/``, assembled per tile,
+then mosaicked into ``final/<output_name>.tif``.
+
+A chunk task runs the feature stage (:func:`iota2.core.features.read_features`: each sensor's default features,
+then the ``external_features`` functions on the chunk grown by ``python_data_managing.padding_size`` pixels)
+and writes ``customF/<T>_chunk_<i>.tif``: float32, one band per feature, each band described by its feature's
+label, :data:`NODATA` where a sensor has no data. Every file is written under a temporary name and renamed when
+complete, so a failed or killed task leaves no partial map.
+
+This module imports nothing of the classification builder (its steps, ground truth or learners).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from iota2.core.config import Config
+from iota2.core.errors import ConfigError
+from iota2.core.features import read_features
+from iota2.core.layout import OutputLayout
+from iota2.core.mosaic import mosaic_files
+from iota2.core.raster import Grid, atomic_output
+
+LOGGER = logging.getLogger(__name__)
+
+NODATA = -10000.0
+"""Value of the feature maps where a sensor has no data (outside the common footprint)."""
+
+DTYPE = "float32"
+"""Pixel type of the feature maps."""
+
+BANDS_PER_WRITE = 32
+"""Bands read or written per call (a call per band costs milliseconds each on maps of hundreds of features;
+all bands at once would hold a second copy of the chunk)."""
+
+
+def write_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: int,
+                dates_by_sensor: dict[str, list[str]], output_path: str) -> None:
+    """Compute the features of one chunk of a tile and write ``customF/<T>_chunk_<i>.tif``.
+
+    The tile map and the final map, made from the previous chunks, are removed first: once a chunk changes
+    they are out of date, and a run that fails leaves no map that looks current.
+
+    Parameters
+    ----------
+    config
+        The configuration (``config.as_dict()``).
+    tile
+        Tile name.
+    grid
+        The tile's grid (:meth:`iota2.core.raster.Grid.to_dict`).
+    window
+        ``[col_off, row_off, width, height]`` of the chunk in the tile's grid.
+    chunk
+        Index of the chunk in the tile.
+    dates_by_sensor
+        Interpolation dates of each sensor.
+    output_path
+        ``chain.output_path``.
+    """
+    config = Config(config)
+    grid = Grid.from_dict(grid)
+    window = Window(*window)
+    layout = OutputLayout(output_path)
+    layout.final_features_map(config["external_features"].get("output_name")).unlink(missing_ok=True)
+    layout.features_map_tile(tile).unlink(missing_ok=True)
+    block = read_features(config, tile, grid, window, dates_by_sensor)
+    features = block.features
+    features[~block.footprint] = NODATA
+    chunk_grid = grid.window_grid(window)
+    profile = _profile(chunk_grid, len(block.labels), config)
+    with atomic_output(layout.features_map_chunk(tile, chunk)) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for band, label in enumerate(block.labels, start=1):
+                dst.set_band_description(band, label)
+            for first in range(0, len(block.labels), BANDS_PER_WRITE):
+                bands = range(first, min(first + BANDS_PER_WRITE, len(block.labels)))
+                dst.write(np.ascontiguousarray(features[:, :, bands.start:bands.stop].transpose(2, 0, 1)),
+                          [band + 1 for band in bands])
+    LOGGER.info("tile %s chunk %d: %d features on %dx%d pixels", tile, chunk, len(block.labels),
+                int(window.width), int(window.height))
+
+
+def _profile(grid: Grid, count: int, config: Config) -> dict:
+    """Creation profile of a feature map: float32, :data:`NODATA`, bands stored one after the other (a
+    pixel-interleaved block of hundreds of features would hold them all)."""
+    profile = grid.profile(count, DTYPE, nodata=NODATA, compress=config["chain"]["compression_algorithm"])
+    profile["interleave"] = "band"
+    return profile
+
+
+def _labels(path: Path) -> list[str]:
+    with rasterio.open(path) as src:
+        return [description or "" for description in src.descriptions]
+
+
+def _check_same_labels(expected: list[str], found: list[str], where: str, reference: str) -> None:
+    if found != expected:
+        raise ConfigError(f"{where} has {len(found)} feature(s) ({', '.join(found[:5])}"
+                          f"{' ...' if len(found) > 5 else ''}) but {reference} has {len(expected)} "
+                          f"({', '.join(expected[:5])}{' ...' if len(expected) > 5 else ''}): a function of "
+                          "external_features.functions returns different features on different chunks; make it "
+                          "return the same number of bands and labels whatever the chunk")
+
+
+def merge_tile(config: dict, tile: str, grid: dict, windows: list[list[int]], output_path: str) -> None:
+    """Assemble the chunks of a tile into ``customF/<T>_features.tif`` (same bands and descriptions).
+
+    With ``chain.remove_tmp_files`` the chunks are deleted once assembled.
+
+    Raises
+    ------
+    ConfigError
+        If the chunks do not have the same features (a feature function that returns different bands on
+        different chunks); the message names the chunk.
+    """
+    config = Config(config)
+    grid = Grid.from_dict(grid)
+    layout = OutputLayout(output_path)
+    chunks = [layout.features_map_chunk(tile, index) for index in range(len(windows))]
+    labels = _labels(chunks[0])
+    for index, path in enumerate(chunks[1:], start=1):
+        _check_same_labels(labels, _labels(path), f"chunk {index} of tile {tile} ({path.name})",
+                           f"chunk 0 ({chunks[0].name})")
+    with atomic_output(layout.features_map_tile(tile)) as tmp, contextlib.ExitStack() as stack:
+        sources = [stack.enter_context(rasterio.open(path)) for path in chunks]
+        with rasterio.open(tmp, "w", **_profile(grid, len(labels), config)) as dst:
+            for band, label in enumerate(labels, start=1):
+                dst.set_band_description(band, label)
+            # a group of bands at a time, every chunk of the group in turn: the blocks of those bands are complete
+            # before the next group, and memory holds BANDS_PER_WRITE bands of one chunk
+            for first in range(1, len(labels) + 1, BANDS_PER_WRITE):
+                bands = list(range(first, min(first + BANDS_PER_WRITE, len(labels) + 1)))
+                for src, window in zip(sources, windows):
+                    dst.write(src.read(bands), bands, window=Window(*window))
+    if config["chain"]["remove_tmp_files"]:
+        for path in chunks:
+            path.unlink(missing_ok=True)
+    LOGGER.info("tile %s: %d chunks assembled into %s", tile, len(chunks), layout.features_map_tile(tile))
+
+
+def mosaic_tiles(config: dict, tiles: list[str], output_path: str) -> None:
+    """Mosaic the tile maps into ``final/<output_name>.tif`` (band descriptions = feature labels).
+
+    The tiles' grids share one CRS (``chain.proj``, or the first tile's); where tiles overlap the first in
+    ``chain.list_tile`` order wins.
+
+    Raises
+    ------
+    ConfigError
+        If the tiles do not have the same features.
+    """
+    config = Config(config)
+    layout = OutputLayout(output_path)
+    sources = [layout.features_map_tile(tile) for tile in tiles]
+    labels = _labels(sources[0])
+    for tile, path in zip(tiles[1:], sources[1:]):
+        _check_same_labels(labels, _labels(path), f"tile {tile} ({path.name})", f"tile {tiles[0]}")
+    target = layout.final_features_map(config["external_features"].get("output_name"))
+    mosaic_files(sources, target, DTYPE, config["chain"]["compression_algorithm"], nodata=NODATA,
+                 band_descriptions=labels)
+    LOGGER.info("feature map of %d tile(s) and %d features written to %s", len(tiles), len(labels), target)

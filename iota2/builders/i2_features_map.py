@@ -1,0 +1,125 @@
+"""The features-map builder (``i2_features_map``): images in, a map of their features out (no ground truth).
+
+Groups of steps, in order:
+
+* ``init``: output folders, then the pixel validity and common mask of each tile
+  (:mod:`iota2.core.tile_steps`);
+* ``writing``: the features of every (tile, chunk) written to ``customF/<T>_chunk_<i>.tif`` (each sensor's
+  default features and the ``external_features`` functions), the chunks of a tile assembled into
+  ``customF/<T>_features.tif``, the tiles mosaicked into ``final/<output_name>.tif``.
+
+``chain.first_step: writing`` reruns only the writing group (e.g. after changing
+``external_features.functions``) with the grids and validity ``init`` prepared. The builder keeps its own task
+journal (``IOTA2_tasks_status_i2_features_map.txt``), so it can share an output folder with a classification
+without touching the classification's restart state.
+"""
+
+from __future__ import annotations
+
+from iota2.core.builder import Builder
+from iota2.core.errors import ConfigError
+from iota2.core.graph import Graph
+from iota2.core.hookspecs import hookimpl
+from iota2.core.layout import FEATURES_MAP_ENTRIES, FEATURES_MAP_STATUS_FILE
+from iota2.core.tiles import TileSet, prepare_tiles
+
+NAME = "i2_features_map"
+"""The builder's name in ``builders.builders_class_name``."""
+
+STEPS = "iota2.builders.features_map"
+"""Module of this builder's writing steps."""
+
+
+class I2FeaturesMap(Builder):
+    """Feature maps of image time series: every feature of every pixel, written chunk by chunk."""
+
+    groups = ["init", "writing"]
+    output_entries = FEATURES_MAP_ENTRIES
+    mandatory_keys: list[tuple[str, str]] = []
+
+    def __init__(self, config, parallel_tasks: int = 1):
+        super().__init__(config, parallel_tasks)
+        self.tiles: list[str] = list(config["chain"]["list_tile"])
+        self.tile_set: TileSet | None = None
+        self.config_checked = False
+
+    # ------------------------------------------------------------------ checks
+    def check_config(self) -> None:
+        """Check ``external_features`` (output name, concat mode, functions) without reading any image.
+
+        Raises
+        ------
+        ConfigError
+            For an ``output_name`` that is not a plain file name, ``concat_mode: False`` without functions (a
+            map without bands), an unknown function or module, or ``builders.builders_paths``.
+        """
+        external = self.config["external_features"]
+        name = external.get("output_name")
+        if name is not None:
+            stem = str(name)[:-4] if str(name).lower().endswith(".tif") else str(name)
+            if not stem.strip() or "/" in stem or "\\" in stem or stem.startswith(".") or stem != stem.strip():
+                raise ConfigError(f"external_features.output_name = {name!r}: give a file name without folder, e.g. "
+                                  "'features_map' (the map is written to final/<output_name>.tif)")
+        functions = external.get("functions")
+        if not functions and external.get("concat_mode") is False:
+            raise ConfigError("external_features.concat_mode is False (only the functions' features are written) but "
+                              "external_features.functions is empty: the map would have no band; name functions "
+                              "(e.g. functions: \"get_soi\") or set concat_mode to True")
+        if functions:  # an unknown module or function fails now, before any task
+            from iota2.core.feature_functions import FeatureFunctions
+
+            FeatureFunctions.from_config(self.config)
+        if self.config["builders"].get("builders_paths"):
+            raise ConfigError("builders.builders_paths: builders are plugins found through the 'iota2' entry-point "
+                              "group; package your builder (see docs/plugins.md) and remove builders_paths")
+        self.config_checked = True
+
+    def check_inputs(self) -> None:
+        """Check the configuration and every sensor's inputs; compute grids and dates (cheap: headers only)."""
+        if not self.config_checked:
+            self.check_config()
+        self.tile_set = prepare_tiles(self.config, self.parallel_tasks)
+
+    # ------------------------------------------------------------------ graph
+    def build_graph(self) -> Graph:
+        """``init``: folders, validity per tile; ``writing``: chunks, tile maps, the final map."""
+        if self.tile_set is None:
+            self.check_inputs()
+        tile_set = self.tile_set
+        cfg = self.config.as_dict()
+        out = self.config["chain"]["output_path"]
+        grids = {tile: grid.to_dict() for tile, grid in tile_set.grids.items()}
+        dates = tile_set.dates_by_sensor
+        graph = Graph(self.groups, status_file=FEATURES_MAP_STATUS_FILE)
+        step = graph.add_step
+        step("features_map_directories", "init", "create output directories")
+        step("features_map_validity", "init", "compute pixel validity and common mask by tile")
+        step("features_chunk", "writing", "compute and write the features of each tile chunk (customF)")
+        step("features_tile", "writing", "assemble the chunks of each tile")
+        step("features_map", "writing", "mosaic the tiles into the final feature map")
+        task = graph.add_task
+        directories = task("features_map_directories", "features_map_directories",
+                           "iota2.core.tile_steps:create_directories",
+                           {"output_path": out, "tiles": self.tiles, "builder": NAME})
+        windows = tile_set.window_lists()
+        tile_maps = []
+        for tile in self.tiles:
+            validity = task(f"features_map_validity_{tile}", "features_map_validity",
+                            "iota2.core.tile_steps:compute_validity",
+                            {"config": cfg, "tile": tile, "grid": grids[tile], "dates_by_sensor": dates,
+                             "output_path": out}, [directories])
+            chunks = [task(f"features_{tile}_chunk_{index}", "features_chunk", f"{STEPS}:write_chunk",
+                           {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
+                            "dates_by_sensor": dates, "output_path": out}, [validity])
+                      for index, window in enumerate(windows[tile])]
+            tile_maps.append(task(f"features_tile_{tile}", "features_tile", f"{STEPS}:merge_tile",
+                                  {"config": cfg, "tile": tile, "grid": grids[tile], "windows": windows[tile],
+                                   "output_path": out}, chunks))
+        task("features_map", "features_map", f"{STEPS}:mosaic_tiles",
+             {"config": cfg, "tiles": self.tiles, "output_path": out}, tile_maps)
+        return graph
+
+
+@hookimpl
+def iota2_register_builders():
+    return {NAME: I2FeaturesMap, "I2FeaturesMap": I2FeaturesMap}
