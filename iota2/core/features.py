@@ -273,6 +273,14 @@ def read_features(config, tile: str, grid: Grid, window: Window, dates_by_sensor
         validity, footprint = _masks(data)
         block = FeatureBlock(extra, list(extra_labels), validity, footprint, data)
     else:
+        clash = sorted(set(block.labels) & set(extra_labels))
+        if clash:
+            from iota2.core.feature_functions import FeatureFunctionError
+
+            raise FeatureFunctionError(f"external_features: feature function label(s) {clash[:5]} are labels of "
+                                       "iota2's own features; rename them in the function, or set "
+                                       "external_features.concat_mode: False to keep the functions' features only",
+                                       "labels")
         block.features = np.concatenate([block.features, extra], axis=2)
         block.labels = block.labels + list(extra_labels)
     select = (crop_rows, crop_cols)

@@ -52,8 +52,11 @@ def iota2_register_classifiers():
 def iota2_register_feature_functions():
     """Return a dict ``{name: function}`` of feature functions usable in ``external_features.functions``.
 
-    A function receives the features container of a chunk and returns ``(array, labels)`` with
-    ``array`` shaped (rows, cols, n) and ``labels`` a list of n names.
+    A function is called as ``function(container, **kwargs)`` (keywords from the configuration) with the data
+    container of a chunk (:class:`iota2.core.feature_functions.FeatureContainer`:
+    ``get_interpolated_<Sensor>_<band>()`` ...) and returns ``(array, labels)`` with ``array`` shaped
+    (rows, cols, n) and ``labels`` a list of n names. A function of the user's module
+    (``external_features.module``) with the same name wins. See ``docs/external_features.md``.
     """
 
 
