@@ -34,11 +34,36 @@ def dataset(tmp_path_factory):
     return generate_dataset(tmp_path_factory.mktemp("fmdata"), tiles=TILES, size=40, dates=DATES, seed=3)
 
 
+LAPLACE_MODULE = """
+from scipy.ndimage import laplace
+import numpy as np
+
+def laplace_ndvi(self):
+    \"\"\"laplacian filter over date-averaged ndvi\"\"\"
+    # gets ndvi of the chunk for all dates (x,y,t)
+    ndvi = self.get_interpolated_Sentinel2_NDVI()
+    # average over dates
+    mean_ndvi = np.mean(ndvi, axis=2)
+    # apply laplace filter
+    filtered = laplace(mean_ndvi, mode="constant")
+    return (filtered, ["laplace_ndvi"])
+
+
+def fails_on_small_chunks(self):
+    ndvi = self.get_interpolated_Sentinel2_NDVI()
+    if self.shape[0] < 40:
+        raise ValueError("this chunk is too small")
+    return ndvi, ["copy_" + str(index) for index in range(ndvi.shape[2])]
+"""
+"""The labwork's section 5.3 filter, as printed, and a function that fails on chunks (not on a whole tile)."""
+
+
 def features_map_config(path: Path, dataset: dict, output: Path, **sections) -> Path:
     """The labwork's section 5.1 configuration (no ground truth), with ``sections`` merged in."""
     config = {"chain": {"output_path": str(output), "list_tile": " ".join(dataset["tiles"]),
                         "s2_path": str(dataset["s2_path"])},
               "builders": {"builders_class_name": ["i2_features_map"]},
+              "external_features": {"functions": "get_soi"},
               "python_data_managing": {"chunk_size_mode": "split_number", "number_of_chunks": 4}}
     for name, values in sections.items():
         config.setdefault(name, {}).update(values)
@@ -98,9 +123,10 @@ def test_builder_and_steps_import_nothing_of_the_classification_builder():
 
 @pytest.mark.parametrize("sections, message", [
     ({"external_features": {"output_name": "maps/soil.tif"}}, "external_features.output_name"),
-    ({"external_features": {"concat_mode": False}}, "external_features.concat_mode is False"),
+    ({"external_features": {"concat_mode": False, "functions": None}}, "external_features.concat_mode is False"),
     ({"chain": {"first_step": "sampling"}}, "chain.first_step = 'sampling' is not a group"),
     ({"chain": {"first_step": "writing"}}, "needs the outputs of group 'init'"),
+    ({"external_features": {"functions": "get_sio"}}, "unknown function 'get_sio'"),
 ])
 def test_bad_settings_fail_at_start_on_one_line(tmp_path, dataset, capsys, sections, message):
     config = features_map_config(tmp_path / "c.yaml", dataset, tmp_path / "out", **sections)
@@ -159,21 +185,34 @@ def test_labwork_feature_map_chunks_tiles_and_final_map(tmp_path, dataset, capsy
         tile_maps.append(values)
     final, descriptions, profile = read_map(layout.final_features_map())
     assert descriptions == labels and labels[0] == "sentinel2_b2_20180105" and "sentinel2_ndvi_20180105" in labels
+    soi = [label for label in labels if label.startswith("soi_")]
+    assert soi and labels[-len(soi):] == soi  # the function's features after iota2's (concat_mode True)
     assert final.shape == (len(labels), 40, 80) and profile["nodata"] == NODATA
     np.testing.assert_array_equal(final, np.concatenate(tile_maps, axis=2))  # tiles side by side, west to east
 
-    # labwork 5.1: change what is written and rerun only the writing group, reusing what init prepared
+    # labwork 5.1: another function, without the spectral bands; only the writing group runs, reusing init
     raw = yaml.safe_load(config.read_text())
     raw["chain"].update(first_step="writing", last_step="writing")
-    raw["iota2_feature_extraction"] = {"copy_input": False}  # the indices only, no reflectance
+    raw["external_features"].update(functions="get_ndvi", concat_mode=False)
     config.write_text(yaml.safe_dump(raw))
     assert run(config) == 0
     assert starts(out, "features_map_validity", "features_map_validity_T31TCJ") == 1
     assert starts(out, "features_chunk", "features_T31TCJ_chunk_3") == 2
     assert starts(out, "features_map", "features_map") == 2
     rerun, descriptions, _ = read_map(layout.final_features_map())
-    assert descriptions == whole_tile_features(config, "T31TCJ")[1] and len(descriptions) < len(labels)
-    assert not [label for label in descriptions if re.match(r"sentinel2_b\d", label)]
+    assert descriptions == [label.replace("soi_", "ndvi_") for label in soi]
+    assert rerun.shape == (len(soi), 40, 80) and not np.array_equal(rerun, final[-len(soi):])
+    np.testing.assert_array_equal(rerun[:, :, :40], whole_tile_features(config, "T31TCJ")[0])
+
+    # the indices without the reflectances: iota2's own features, rerun with -restart
+    raw["external_features"] = {"functions": None}
+    raw["iota2_feature_extraction"] = {"copy_input": False}
+    config.write_text(yaml.safe_dump(raw))
+    assert run(config, "-restart") == 0
+    assert starts(out, "features_chunk", "features_T31TCJ_chunk_3") == 3
+    rerun, descriptions, _ = read_map(layout.final_features_map())
+    assert not [label for label in descriptions if re.match(r"sentinel2_b\d", label)] and "soi_20180105" not in \
+        descriptions
     assert "sentinel2_brightness_20180105" in descriptions
     np.testing.assert_array_equal(rerun, final[[labels.index(label) for label in descriptions]])
 
@@ -248,3 +287,54 @@ def test_remove_output_path_deletes_only_what_the_features_map_writes(tmp_path, 
     assert not (out / "customF" / "stale_chunk.tif").exists()
     assert OutputLayout(out).final_features_map().exists()
     assert starts(out, "features_chunk", "features_T31TCJ_chunk_0") == 1  # the logs were deleted too
+
+
+@pytest.mark.slow
+def test_a_failing_function_names_function_and_chunk_and_leaves_no_map(tmp_path, dataset, capsys):
+    module = tmp_path / "my_features.py"
+    module.write_text(LAPLACE_MODULE)
+    out = tmp_path / "out"
+    config = features_map_config(tmp_path / "c.yaml", dataset, out, chain={"list_tile": "T31TCJ"},
+                                 external_features={"module": str(module), "functions": "fails_on_small_chunks"},
+                                 python_data_managing={"number_of_chunks": 1})
+    assert run(config) == 0  # one chunk of 40 rows: the function works
+    assert OutputLayout(out).final_features_map().exists()
+    raw = yaml.safe_load(config.read_text())
+    raw["chain"].update(first_step="writing", last_step="writing")
+    raw["python_data_managing"]["number_of_chunks"] = 4
+    config.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert run(config) == 1
+    error = capsys.readouterr().err
+    line = next(line for line in error.splitlines() if line.startswith("iota2: error:"))
+    assert "task 'features_T31TCJ_chunk_0' failed" in line and "'fails_on_small_chunks'" in line
+    assert "this chunk is too small" in line and "rows 0-10" in line
+    assert not OutputLayout(out).final_features_map().exists()  # neither the earlier map nor a partial one
+    assert not OutputLayout(out).features_map_tile("T31TCJ").exists()
+    assert not list((out / "final").glob(".*tmp*"))
+    log = (out / "logs" / "features_chunk" / "features_T31TCJ_chunk_2.log").read_text()
+    assert "Traceback" in log and "ValueError: this chunk is too small" in log
+
+
+@pytest.mark.slow
+def test_padding_removes_the_chunk_borders_of_a_spatial_filter(tmp_path, dataset):
+    """Labwork 5.3: 4 chunks without padding differ from 1 chunk along the chunk borders only; padding_size 1
+    (the Laplacian's reach) gives the 1-chunk map exactly."""
+    module = tmp_path / "my_features.py"
+    module.write_text(LAPLACE_MODULE)
+    maps = {}
+    for name, chunks, padding in (("whole", 1, 0), ("chunks", 4, 0), ("padded", 4, 1)):
+        config = features_map_config(tmp_path / f"{name}.yaml", dataset, tmp_path / name,
+                                     chain={"list_tile": "T31TCJ"},
+                                     external_features={"module": str(module), "functions": "laplace_ndvi",
+                                                        "concat_mode": False},
+                                     python_data_managing={"number_of_chunks": chunks, "padding_size": padding})
+        assert run(config) == 0
+        maps[name], labels, _ = read_map(OutputLayout(tmp_path / name).final_features_map())
+        assert labels == ["laplace_ndvi"]
+    whole = maps["whole"][0]
+    assert np.count_nonzero(whole) > 0.5 * whole.size
+    borders = [9, 10, 19, 20, 29, 30]  # last and first rows of the chunks of 10 rows
+    differ = np.flatnonzero((maps["chunks"][0] != whole).any(axis=1))
+    assert set(differ) == set(borders)
+    np.testing.assert_array_equal(maps["padded"], maps["whole"])
