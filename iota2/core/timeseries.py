@@ -1,16 +1,21 @@
 """Dates and temporal gap-filling of image time series (pure numpy).
 
-Dates are written ``YYYYMMDD`` strings everywhere, as in iota2's date files. Gap-filling is
-vectorised over pixels: for every pixel the previous and next valid observation of each input
-date are found with cumulative maxima / minima of index arrays, so the only Python loop is over
-output dates.
+Dates are written ``YYYYMMDD`` strings everywhere, as in iota2's date files. Gap-filling runs a
+numba kernel (:mod:`iota2.core.gapfill_kernel`, compiled once and kept in numba's cache, imported on
+first use) that walks the cube block of pixels by block of pixels; when numba cannot provide it, the same
+arithmetic vectorised with numpy (previous and next valid observations from cumulative maxima / minima of
+index arrays, a Python loop over output dates only) gives the same values, several times slower.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
+import logging
 
 import numpy as np
+
+LOGGER = logging.getLogger(__name__)
 
 __all__ = ["parse_date", "format_date", "days_between", "date_grid", "day_numbers", "gapfill_linear"]
 
@@ -80,7 +85,7 @@ def date_grid(start: str | int, end: str | int, step_days: int) -> list[str]:
 
 
 def gapfill_linear(values: np.ndarray, invalid: np.ndarray, input_dates: list[str],
-                   output_dates: list[str]) -> np.ndarray:
+                   output_dates: list[str], compiled: bool = True) -> np.ndarray:
     """Linear temporal interpolation of a time series using only its valid observations.
 
     For every pixel and output date, the value is interpolated linearly (weights from day
@@ -98,6 +103,9 @@ def gapfill_linear(values: np.ndarray, invalid: np.ndarray, input_dates: list[st
         T ``YYYYMMDD`` dates of ``values``, chronological.
     output_dates
         ``YYYYMMDD`` dates of the result, in any order.
+    compiled
+        Use the compiled kernel (:mod:`iota2.core.gapfill_kernel`) when numba provides it; False runs the
+        numpy version (same values).
 
     Returns
     -------
@@ -118,13 +126,44 @@ def gapfill_linear(values: np.ndarray, invalid: np.ndarray, input_dates: list[st
         raise ValueError("input dates must be chronological")
     out_days = day_numbers(list(output_dates))
     n_pixels = rows * cols
-    result = np.zeros((len(out_days), n_bands, rows, cols), dtype=np.float32)
     if n_dates == 0 or n_pixels == 0:
-        return result
-
+        return np.zeros((len(out_days), n_bands, rows, cols), dtype=np.float32)
+    result = np.empty((len(out_days), n_bands, rows, cols), dtype=np.float32)
     flat = values.reshape(n_dates, n_bands, n_pixels)
     out_flat = result.reshape(len(out_days), n_bands, n_pixels)
-    valid = ~invalid.reshape(n_dates, n_pixels)
+    kernel = _kernel() if compiled else None
+    if kernel is not None:  # no temporary of the cube's size: the mask is read as given
+        before = np.searchsorted(in_days, out_days, side="right").astype(np.int64) - 1
+        after = np.searchsorted(in_days, out_days, side="left").astype(np.int64)
+        kernel.gapfill(np.ascontiguousarray(flat), np.ascontiguousarray(invalid.reshape(n_dates, n_pixels)),
+                       in_days.astype(np.float64), out_days.astype(np.float64), before, after, out_flat)
+        return result
+    _gapfill_numpy(flat, ~invalid.reshape(n_dates, n_pixels), in_days, out_days, out_flat)
+    return result
+
+
+@functools.lru_cache(maxsize=1)
+def _kernel():
+    """The numba gap-filling kernel module, compiled (or loaded from numba's cache) on first use, or None when
+    numba cannot provide it (then the numpy version runs, with one warning)."""
+    try:
+        from iota2.core import gapfill_kernel
+
+        out = np.empty((1, 1, 1), np.float32)
+        gapfill_kernel.gapfill(np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), bool), np.zeros(1),
+                               np.zeros(1), np.zeros(1, np.int64), np.zeros(1, np.int64), out)
+    except Exception as exc:  # noqa: BLE001 - any numba failure means the numpy path
+        LOGGER.warning("the compiled gap-filling kernel is not available (%s: %s); series are gap-filled with "
+                       "numpy, several times slower", type(exc).__name__, exc)
+        return None
+    return gapfill_kernel
+
+
+def _gapfill_numpy(flat: np.ndarray, valid: np.ndarray, in_days: np.ndarray, out_days: np.ndarray,
+                   out_flat: np.ndarray) -> None:
+    """:func:`gapfill_linear` vectorised with numpy: (T, B, N) ``flat`` and (T, N) ``valid`` into (O, B, N)
+    ``out_flat``; the same arithmetic as the compiled kernel."""
+    n_dates, _, n_pixels = flat.shape
     dates_index = np.arange(n_dates, dtype=np.int32)[:, np.newaxis]
     # previous[t, p]: last valid index <= t (-1 if none); following[t, p]: first valid index >= t (T if none)
     previous = np.maximum.accumulate(np.where(valid, dates_index, -1), axis=0)
@@ -156,7 +195,6 @@ def gapfill_linear(values: np.ndarray, invalid: np.ndarray, input_dates: list[st
         empty = ~(has_prev | has_next)
         if empty.any():
             target[:, empty] = 0.0
-    return result
 
 
 def _gather(flat: np.ndarray, index: np.ndarray, usual: int) -> np.ndarray:

@@ -123,3 +123,38 @@ def test_gapfill_rejects_inconsistent_shapes():
         gapfill_linear(values, np.zeros((2, 4, 4), dtype=bool), ["20180101", "20180102", "20180103"], ["20180101"])
     with pytest.raises(ValueError):
         gapfill_linear(values, np.zeros((3, 4, 4), dtype=bool), ["20180101", "20180102"], ["20180101"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.float64])
+def test_gapfill_compiled_kernel_gives_the_numpy_bits(dtype):
+    """The numba kernel and the numpy version do the same float32 arithmetic: identical results, including
+    output dates before, between and after the input dates, pixels never seen and pixels seen once."""
+    from iota2.core.timeseries import _kernel
+
+    assert _kernel() is not None, "numba is a dependency: the compiled kernel must load"
+    rng = np.random.default_rng(7)
+    offsets = np.sort(rng.choice(np.arange(0, 365), size=23, replace=False))
+    input_dates = [(np.datetime64("2018-01-01") + int(o)).astype(str).replace("-", "") for o in offsets]
+    output_dates = date_grid("20171201", "20190115", 9)[::-1] + input_dates  # any order, exact input days too
+    values = rng.uniform(-2000, 12000, (23, 3, 37, 29)).astype(dtype)  # 1073 px: several blocks, a partial one
+    invalid = rng.random((23, 37, 29)) < 0.5
+    invalid[:, 0, :] = True  # a row never seen
+    invalid[:, 1, :] = True
+    invalid[5, 1, :] = False  # a row seen once
+    compiled = gapfill_linear(values, invalid, input_dates, output_dates)
+    plain = gapfill_linear(values, invalid, input_dates, output_dates, compiled=False)
+    assert compiled.dtype == plain.dtype == np.float32
+    np.testing.assert_array_equal(compiled, plain)
+    assert np.all(compiled[:, :, 0, :] == 0.0)
+    np.testing.assert_array_equal(compiled[:, :, 1, :],
+                                  np.broadcast_to(values[5, :, 1, :].astype(np.float32), compiled[:, :, 1, :].shape))
+
+
+def test_gapfill_compiled_kernel_reads_non_contiguous_input():
+    rng = np.random.default_rng(3)
+    dates = ["20180101", "20180111", "20180131", "20180305"]
+    values = rng.uniform(0, 1, (4, 2, 40, 30)).astype(np.float32)[:, :, ::3, 1::2]
+    invalid = (rng.random((4, 40, 30)) < 0.4)[:, ::3, 1::2]
+    out = gapfill_linear(values, invalid, dates, ["20180120", "20180201"])
+    expected = _reference_gapfill(values, invalid, dates, ["20180120", "20180201"])
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
