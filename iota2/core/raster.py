@@ -107,6 +107,48 @@ GDAL_CACHE_MB = 64
 set in the environment."""
 
 
+MAX_OPEN_INPUTS = 2048
+"""Most input rasters a process keeps open (a year of Sentinel-2 at 5 days, 949 files, twice over)."""
+
+
+def input_raster_capacity(limits: tuple[int, int] | None = None, raise_limit: bool = True) -> int:
+    """How many input rasters a process may keep open: half its soft limit on open files, at most
+    :data:`MAX_OPEN_INPUTS`, at least 64.
+
+    Parameters
+    ----------
+    limits
+        ``(soft, hard)`` limits on open files; default ``resource.getrlimit(RLIMIT_NOFILE)``. Given limits are
+        not changed: the result is the capacity the process would get with them.
+    raise_limit
+        When the soft limit is below ``2 * MAX_OPEN_INPUTS + 256`` (1024 on many systems), first raise it
+        towards the hard limit (allowed without privileges), so that the cache can hold a year of dates while
+        GDAL, dask and the outputs keep at least half of the descriptors.
+
+    Returns
+    -------
+    int
+    """
+    import resource
+
+    soft, hard = limits if limits is not None else resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * MAX_OPEN_INPUTS + 256
+    unlimited = resource.RLIM_INFINITY
+    if soft != unlimited and soft < wanted and (hard == unlimited or hard > soft):
+        target = wanted if hard == unlimited else min(wanted, hard)
+        if raise_limit and limits is None:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+            except (ValueError, OSError) as exc:
+                LOGGER.debug("open-file limit left at %s (%s)", soft, exc)
+        elif raise_limit:
+            soft = target
+    if soft == unlimited:
+        return MAX_OPEN_INPUTS
+    return max(64, min(MAX_OPEN_INPUTS, soft // 2))
+
+
 class _OpenRasters:
     """Rasters kept open between reads, so that the chunks of a tile read by one worker do not each re-open
     every band file (a chunk of a year of Sentinel-2 opens hundreds; measured: features of 16 chunks of a
@@ -119,13 +161,25 @@ class _OpenRasters:
     process's cache at :data:`GDAL_CACHE_MB` unless ``GDAL_CACHEMAX`` is set in the environment, so a worker's
     memory stays flat (inputs are read once per chunk: the cache saves little; rasterising and writing maps of
     a tile are as fast with 64 MB).
+
+    Without a ``capacity``, the first use sizes the cache from the process's limit on open files
+    (:func:`input_raster_capacity`): a year of Sentinel-2 at 5 days is 73 dates x 13 files per chunk, and a
+    cache smaller than what a chunk reads closes every handle before the next chunk needs it again (with 256,
+    a 36-date tile re-opened its 468 files for every chunk).
     """
 
-    def __init__(self, capacity: int):
-        self.capacity = capacity
+    def __init__(self, capacity: int | None = None):
+        self._capacity = capacity
         self.lock = threading.Lock()
         self.handles: collections.OrderedDict = collections.OrderedDict()
         self.cache_limited = False
+
+    @property
+    def capacity(self) -> int:
+        """Handles kept open at most (sized on first use when not given)."""
+        if self._capacity is None:
+            self._capacity = input_raster_capacity()
+        return self._capacity
 
     def _limit_gdal_cache(self) -> None:
         if self.cache_limited:
@@ -173,7 +227,7 @@ class _OpenRasters:
             handle.close()
 
 
-INPUT_RASTERS = _OpenRasters(capacity=256)
+INPUT_RASTERS = _OpenRasters()
 
 
 def open_input_raster(path: str | Path):

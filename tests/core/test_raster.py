@@ -363,3 +363,50 @@ def test_read_onto_grid_names_a_missing_corrupt_or_unreferenced_file(tmp_path):
         dst.write(np.ones((1, 5, 5), np.uint8))
     with pytest.raises(InputDataError, match="S1 file '.*plain.tif' has no CRS"):
         read_onto_grid(plain, TILE, Resampling.nearest, 0, label="S1 file")
+
+
+def test_input_raster_capacity_follows_the_open_file_limit():
+    import resource
+
+    from iota2.core.raster import MAX_OPEN_INPUTS, input_raster_capacity
+
+    infinity = resource.RLIM_INFINITY
+    assert input_raster_capacity((1024, 1024)) == 512  # hard limit reached: half of it
+    assert input_raster_capacity((1024, 1024), raise_limit=False) == 512
+    assert input_raster_capacity((1024, 524288)) == MAX_OPEN_INPUTS  # soft limit raised towards the hard one
+    assert input_raster_capacity((1024, 524288), raise_limit=False) == 512
+    assert input_raster_capacity((1024, 3000)) == 1500
+    assert input_raster_capacity((100, 100)) == 64
+    assert input_raster_capacity((infinity, infinity)) == MAX_OPEN_INPUTS
+    assert input_raster_capacity((65536, infinity)) == MAX_OPEN_INPUTS
+    assert MAX_OPEN_INPUTS >= 2 * 73 * 13  # a year of Sentinel-2 at 5 days, 13 files a date
+
+
+def test_input_rasters_hold_every_file_of_a_36_date_chunk_between_chunks(tmp_path):
+    """A chunk of 36 Sentinel-2 dates reads 36 x 13 files: the default cache keeps them all for the next chunk
+    (with the former 256 handles, every chunk opened all of them again), within half the open-file limit."""
+    import resource
+
+    from iota2.core.raster import _OpenRasters
+
+    grid = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900020), 4, 4)
+    paths = []
+    for index in range(36 * 13):
+        paths.append(tmp_path / f"date_{index // 13:02d}_file_{index % 13:02d}.tif")
+        write_raster(paths[-1], np.full((4, 4), index, np.int16), grid)
+    cache = _OpenRasters()
+    try:
+        first_chunk = []
+        for index, path in enumerate(paths):
+            with cache.open(path) as dataset:
+                assert dataset.read(1)[0, 0] == index
+                first_chunk.append(dataset)
+        for path, earlier in zip(paths, first_chunk):
+            with cache.open(path) as dataset:
+                assert dataset is earlier and not dataset.closed
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert len(cache.handles) == len(paths) <= cache.capacity
+        assert soft == resource.RLIM_INFINITY or cache.capacity <= soft // 2
+    finally:
+        cache.clear()
+    assert all(dataset.closed for dataset in first_chunk)
