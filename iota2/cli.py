@@ -48,8 +48,7 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NOT_YET_AVAILABLE = {"i2_features_map": "the features-map builder", "I2FeaturesMap": "the features-map builder",
-                     "i2_obia": "the OBIA builder", "I2Obia": "the OBIA builder",
+NOT_YET_AVAILABLE = {"i2_obia": "the OBIA builder", "I2Obia": "the OBIA builder",
                      "i2_vectorization": "the vectorization builder"}
 """iota2's other builders, named with a message of their own until a plugin provides them."""
 
@@ -126,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 cluster.close()
         return 0
-    output = check_output_folder(config)
+    output = check_output_folder(config, sorted({entry for builder in builders
+                                                 for entry in getattr(builder, "output_entries", ())}))
     created = not output.exists()
     lock = RunLock(output)
     lock.acquire()
@@ -171,23 +171,26 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
     started = datetime.datetime.now().isoformat(timespec="seconds")
     layout = OutputLayout(output)
     try:
+        # builders that start from their first group make their outputs again: clear once, for all of them (a
+        # second builder must not delete or set aside what the first one of this run wrote)
+        anew = [builder for builder, graph, groups in plans if groups[0] == graph.groups[0]]
+        entries = sorted({entry for builder in anew for entry in getattr(builder, "output_entries", ())})
+        products = sorted({pattern for builder in anew for pattern in builder.final_products()})
+        if config["chain"]["remove_output_path"] and anew and not args.restart and layout.marker.exists():
+            kept = remove_outputs(output, entries, products)
+            LOGGER.warning("chain.remove_output_path is true: deleted the outputs of earlier runs in %s%s", output,
+                           f" (kept what iota2 did not write: {', '.join(kept)})" if kept else "")
+        mark_output_folder(output)
+        for stale in output.rglob(".*.tmp*"):  # left by a killed run; never taken as a finished output
+            stale.unlink()
+        moved = [] if args.restart else set_aside_previous_products(output, products)
+        if moved:
+            LOGGER.warning("the products of the previous run (%s) were moved from %s to %s; this run writes new ones",
+                           ", ".join(moved), layout.final, layout.previous_final)
+        write_incomplete_note(output, started)
+        with atomic_output(layout.resolved_config) as tmp:
+            tmp.write_text(config.to_yaml(), encoding="utf-8")
         for builder, graph, groups in plans:
-            starts_at_beginning = groups[0] == graph.groups[0]
-            if config["chain"]["remove_output_path"] and starts_at_beginning and not args.restart \
-                    and layout.marker.exists():
-                kept = remove_outputs(output, getattr(builder, "output_entries", ()))
-                LOGGER.warning("chain.remove_output_path is true: deleted the outputs of earlier runs in %s%s", output,
-                               f" (kept what iota2 did not write: {', '.join(kept)})" if kept else "")
-            mark_output_folder(output)
-            for stale in output.rglob(".*.tmp*"):  # left by a killed run; never taken as a finished output
-                stale.unlink()
-            moved = starts_at_beginning and not args.restart and set_aside_previous_products(output)
-            if moved:
-                LOGGER.warning("the products of the previous run were moved from %s to %s; this run writes new ones",
-                               layout.final, layout.previous_final)
-            write_incomplete_note(output, started)
-            with atomic_output(layout.resolved_config) as tmp:
-                tmp.write_text(config.to_yaml(), encoding="utf-8")
             log_file = logging.FileHandler(layout.driver_log, encoding="utf-8")
             log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             logging.getLogger().addHandler(log_file)
@@ -201,7 +204,7 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
                                  log_level=config["chain"]["log_file_level"], config=config,
                                  progress=not args.no_progress, cluster=given)
             except TaskFailedError as exc:
-                where = (f"final/ holds none of the previous run's products (moved to {PREVIOUS_FINAL}/)" if moved
+                where = (f"the previous run's products in final/ were moved to {PREVIOUS_FINAL}/" if moved
                          else f"products in final/ may be out of date (final/{INCOMPLETE_NOTE} says so)")
                 raise TaskFailedError(f"{exc}; {where}") from None
             finally:

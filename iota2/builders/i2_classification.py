@@ -17,7 +17,7 @@ from iota2.core.config import Config, require
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
-from iota2.core.layout import OUTPUT_ENTRIES, OutputLayout
+from iota2.core.layout import CLASSIFICATION_FINAL_PRODUCTS, OUTPUT_ENTRIES, STATUS_FILE, OutputLayout
 from iota2.core.nomenclature import read_color_table, read_nomenclature
 from iota2.core.raster import Grid, write_raster
 from iota2.core.tiles import TileSet, prepare_tiles
@@ -75,8 +75,12 @@ class I2Classification(Builder):
     """Pixel classification of image time series with one model per (region, run)."""
 
     groups = ["init", "sampling", "learning", "classification", "mosaic", "validation"]
-    output_entries = OUTPUT_ENTRIES
+    output_entries = OUTPUT_ENTRIES + (STATUS_FILE,)
     mandatory_keys = [("chain", "ground_truth"), ("chain", "data_field")]
+
+    def final_products(self) -> tuple[str, ...]:
+        """Maps, validity, confusion matrices and RESULTS.txt in ``final/``."""
+        return CLASSIFICATION_FINAL_PRODUCTS
 
     def __init__(self, config, parallel_tasks: int = 1):
         super().__init__(config, parallel_tasks)

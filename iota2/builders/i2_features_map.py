@@ -20,7 +20,7 @@ from iota2.core.builder import Builder
 from iota2.core.errors import ConfigError
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
-from iota2.core.layout import FEATURES_MAP_ENTRIES, FEATURES_MAP_STATUS_FILE
+from iota2.core.layout import FEATURES_MAP_ENTRIES, FEATURES_MAP_STATUS_FILE, OutputLayout
 from iota2.core.tiles import TileSet, prepare_tiles
 
 NAME = "i2_features_map"
@@ -36,6 +36,11 @@ class I2FeaturesMap(Builder):
     groups = ["init", "writing"]
     output_entries = FEATURES_MAP_ENTRIES
     mandatory_keys: list[tuple[str, str]] = []
+
+    def final_products(self) -> tuple[str, ...]:
+        """The feature map ``final/<output_name>.tif``."""
+        return (OutputLayout(self.config["chain"]["output_path"]).final_features_map(
+            self.config["external_features"].get("output_name")).name,)
 
     def __init__(self, config, parallel_tasks: int = 1):
         super().__init__(config, parallel_tasks)

@@ -29,7 +29,7 @@ from iota2.builders.ground_truth import read_formatted
 from iota2.builders.sampling import (SELECTION_STREAM, class_statistics_table, params_for_model, run_seed,
                                      select_samples, write_class_statistics)
 from iota2.core.config import Config
-from iota2.core.errors import InputDataError
+from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
 from iota2.core.nomenclature import read_nomenclature
@@ -37,6 +37,8 @@ from iota2.core.raster import Grid, atomic_output
 
 LOGGER = logging.getLogger(__name__)
 STRIPE_ROWS = 1024
+#: columns of the chunk and samples tables besides the features (with the ground truth's ``data_field``)
+RESERVED_COLUMNS = {"row", "col", "piece", "label", "originfid", "region", "tile", "tile_o", "x", "y"}
 
 
 def pixels_path(output_path, tile: str) -> Path:
@@ -141,6 +143,9 @@ def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int]
     """Compute features at the selected pixels of one chunk of a tile (every model and run at once).
 
     Only the bounding box of the chunk's samples is read, and features are computed at the samples only.
+    With ``external_features`` functions (which may look at neighbouring pixels) the whole chunk is read, with
+    the padding of the classification, so that a sample's features are the values its pixel gets when the
+    chunk is classified.
     """
     config = Config(config)
     grid = Grid.from_dict(grid)
@@ -157,10 +162,22 @@ def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int]
     table = pd.DataFrame({"row": points["row"].to_numpy(np.int32), "col": points["col"].to_numpy(np.int32)})
     if len(points):
         rows, cols = table["row"].to_numpy(), table["col"].to_numpy()
-        sub = Window(int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1),
-                     int(rows.max() - rows.min() + 1))
-        block = read_features(config, tile, grid, sub, dates_by_sensor,
+        functions = None
+        if config["external_features"].get("functions"):
+            from iota2.core.feature_functions import FeatureFunctions
+
+            functions = FeatureFunctions.from_config(config)
+        if functions:
+            sub = window
+        else:
+            sub = Window(int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1),
+                         int(rows.max() - rows.min() + 1))
+        block = read_features(config, tile, grid, sub, dates_by_sensor, functions=functions,
                               pixels=(rows - int(sub.row_off), cols - int(sub.col_off)))
+        reserved = sorted(set(block.labels) & (RESERVED_COLUMNS | {config["chain"]["data_field"].lower()}))
+        if reserved:
+            raise ConfigError(f"feature label(s) {reserved} are names of the samples file's own columns; rename "
+                              "them in the feature function that returns them (external_features)")
         table = pd.concat([table, pd.DataFrame(block.features[0], columns=block.labels)], axis=1)
     with atomic_output(layout.chunk_features(tile, chunk)) as tmp:
         table.to_parquet(tmp, index=False)

@@ -27,6 +27,11 @@ class Builder:
     #: ``chain.remove_output_path`` deletes (with the run files of every run)
     output_entries: tuple[str, ...] = ()
 
+    def final_products(self) -> tuple[str, ...]:
+        """Glob patterns of the entries this builder writes in ``final/`` (a folder builders share): what a run
+        from the first group moves to ``final_previous/`` and ``chain.remove_output_path`` deletes there."""
+        return ()
+
     def __init__(self, config, parallel_tasks: int = 1):
         self.config = config
         #: tasks the scheduler runs at once; builders may use it to balance chunks

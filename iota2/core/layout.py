@@ -21,6 +21,10 @@ OUTPUT_FOLDERS = ("samplesSelection", "model", "formattingVectors", "classif", "
 OUTPUT_ENTRIES = tuple(sorted({folder.split("/")[0] for folder in OUTPUT_FOLDERS}))
 """Top-level entries of :data:`OUTPUT_FOLDERS`: what ``chain.remove_output_path`` may delete for the builder."""
 
+CLASSIFICATION_FINAL_PRODUCTS = ("Classif_Seed_*", "Confidence_Seed_*", "ProbabilityMap_seed_*", "PixelsValidity.tif",
+                                 "Confusion_Matrix_Classif_Seed_*", "RESULTS.txt", "TMP")
+"""Glob patterns of what the classification builder writes in ``final/`` (see :meth:`OutputLayout.final`)."""
+
 STATUS_FILE = "IOTA2_tasks_status.txt"
 """Journal of the tasks' states and fingerprints (read by ``-restart``)."""
 RESOLVED_CONFIG = "config_resolved.yaml"

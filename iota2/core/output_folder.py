@@ -36,8 +36,9 @@ from iota2.core.layout import (DRIVER_LOG, INCOMPLETE_NOTE, LOCK, MARKER, PREVIO
 
 LOGGER = logging.getLogger(__name__)
 
-RUN_FILES = (STATUS_FILE, RESOLVED_CONFIG, DRIVER_LOG, MARKER, PREVIOUS_FINAL)
-"""Entries of the output folder written by every run, whatever the builder (names: :mod:`iota2.core.layout`)."""
+RUN_FILES = (RESOLVED_CONFIG, DRIVER_LOG, MARKER, PREVIOUS_FINAL)
+"""Entries of the output folder written by every run, whatever the builder (names: :mod:`iota2.core.layout`).
+Task journals are the builders' own entries (each builder keeps its restart state)."""
 
 HEARTBEAT_S = 20.0
 """The lock holder refreshes the lock file's modification time this often."""
@@ -74,7 +75,7 @@ def _is_relative_to(path: Path, other: Path) -> bool:
         return False
 
 
-def check_output_folder(config) -> Path:
+def check_output_folder(config, entries: Iterable[str] = (*OUTPUT_ENTRIES, STATUS_FILE)) -> Path:
     """Check ``chain.output_path`` and return it resolved.
 
     Raises
@@ -117,7 +118,7 @@ def check_output_folder(config) -> Path:
             raise ConfigError(f"chain.remove_output_path is true but '{output}' is not empty and was not written by "
                               f"iota2 (no {MARKER} file in it): iota2 deletes only what its runs wrote. Choose a new "
                               "or empty output_path, or set remove_output_path to false")
-        taken = sorted(name for name in (*OUTPUT_ENTRIES, *RUN_FILES) if (output / name).exists())
+        taken = sorted(name for name in {*entries, *RUN_FILES} if (output / name).exists())
         if taken:
             raise ConfigError(f"chain.output_path = '{raw}' holds {', '.join(taken)}, which no iota2 run wrote there "
                               f"(no {MARKER} file): a run would overwrite them. Choose a new or empty output_path, or "
@@ -134,9 +135,12 @@ def mark_output_folder(output: Path) -> None:
                           "entries iota2 writes.\n", encoding="utf-8")
 
 
-def remove_outputs(output: Path, entries: Iterable[str]) -> list[str]:
+def remove_outputs(output: Path, entries: Iterable[str], final_products: Iterable[str] | None = None) -> list[str]:
     """Delete the given top-level entries (and the run files) of a folder marked as iota2's; return the
-    entries kept because no iota2 run writes them."""
+    entries kept because no iota2 run writes them.
+
+    ``final/`` is shared by builders: with ``final_products`` (glob patterns) only its matching entries are
+    deleted (and the folder if nothing else is left in it); with ``None`` the whole folder is."""
     if not (output / MARKER).exists():
         raise ConfigError(f"'{output}' holds no {MARKER} file: iota2 does not delete folders it did not write")
     ours = set(entries) | set(RUN_FILES)
@@ -149,25 +153,48 @@ def remove_outputs(output: Path, entries: Iterable[str]) -> list[str]:
         if child.name not in ours:
             kept.append(child.name)
             continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+        if child.name == OutputLayout(output).final.name and final_products is not None and child.is_dir():
+            for entry in _matching(child, final_products):
+                _delete(entry)
+            with contextlib.suppress(OSError):
+                child.rmdir()  # only when empty
+            continue
+        _delete(child)
     return kept
 
 
+def _delete(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _matching(folder: Path, patterns: Iterable[str]) -> list[Path]:
+    patterns = list(patterns)
+    return sorted(child for child in folder.iterdir() if any(child.match(pattern) for pattern in patterns))
+
+
 # --------------------------------------------------------------------------------------------- products
-def set_aside_previous_products(output: Path) -> bool:
-    """Move ``final/`` (products of an earlier run) to ``final_previous/``; True if there was something."""
+def set_aside_previous_products(output: Path, final_products: Iterable[str] = ("*",)) -> list[str]:
+    """Move the entries of ``final/`` matching ``final_products`` (glob patterns: the products of the builders
+    about to run, made again by them) to ``final_previous/``, replacing entries of the same name there; return
+    the names moved. Other builders' products stay in ``final/``."""
     layout = OutputLayout(output)
     final = layout.final
-    if not final.is_dir() or not any(final.iterdir()):
-        return False
+    if not final.is_dir():
+        return []
+    moving = [entry for entry in _matching(final, final_products) if entry.name != INCOMPLETE_NOTE]
+    if not moving:
+        return []
     previous = layout.previous_final
-    if previous.exists():
-        shutil.rmtree(previous)
-    final.rename(previous)
-    return True
+    previous.mkdir(exist_ok=True)
+    for entry in moving:
+        target = previous / entry.name
+        if target.exists() or target.is_symlink():
+            _delete(target)
+        entry.rename(target)
+    return [entry.name for entry in moving]
 
 
 def write_incomplete_note(output: Path, started: str) -> None:

@@ -262,6 +262,8 @@ def test_a_features_map_leaves_a_classification_restart_alone(tmp_path, dataset)
     assert run(features) == 0
     assert (out / STATUS_FILE).read_bytes() == journal
     assert OutputLayout(out).final_features_map().exists()
+    assert OutputLayout(out).final_classification(0).exists()  # not set aside by the features map's run
+    assert not (out / "final_previous").exists()
     assert run(classification, "-restart") == 0
     for step, task in (("create_directories", "create_directories"), ("validity", "validity_T31TCJ"),
                        ("learning", "learning_region_1_seed_0"), ("classification", "classification_T31TDJ_chunk_1"),
@@ -269,6 +271,34 @@ def test_a_features_map_leaves_a_classification_restart_alone(tmp_path, dataset)
         assert starts(out, step, task) == 1, task
     assert run(features, "-restart") == 0
     assert starts(out, "features_chunk", "features_T31TDJ_chunk_0") == 1
+
+
+@pytest.mark.slow
+def test_both_builders_in_one_configuration_keep_each_others_products(tmp_path, dataset):
+    """A classification and a feature map from one configuration; rerun from scratch, each builder's earlier
+    products are set aside once, and remove_output_path deletes neither builder's new products."""
+    from conftest import write_config
+
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "both.yaml", dataset, out,
+                          builders={"builders_class_name": ["i2_classification", "i2_features_map"]},
+                          external_features={"functions": "get_ndvi", "concat_mode": False},
+                          arg_train={"sample_selection": {"sampler": "random", "strategy": "constant",
+                                                          "strategy.constant.nb": 20}})
+    assert run(config) == 0
+    layout = OutputLayout(out)
+    assert layout.final_classification(0).exists() and layout.final_features_map().exists()
+    assert not (out / "final_previous").exists()
+    raw = yaml.safe_load(config.read_text())
+    raw["chain"]["remove_output_path"] = True
+    config.write_text(yaml.safe_dump(raw))
+    assert run(config) == 0
+    assert layout.final_classification(0).exists() and layout.final_features_map().exists()
+    assert (out / STATUS_FILE).exists() and (out / "IOTA2_tasks_status_i2_features_map.txt").exists()
+    _, labels, _ = read_map(layout.final_features_map())
+    assert labels and all(label.startswith("ndvi_") for label in labels)
+    # the classification samples learned the function's features only (concat_mode: False applies to both)
+    assert starts(out, "learning", "learning_region_1_seed_0") == 1
 
 
 @pytest.mark.slow

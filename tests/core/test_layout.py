@@ -132,7 +132,7 @@ def test_run_file_names_agree_with_the_core():
     assert layout.marker.name == output_folder.MARKER and layout.lock.name == output_folder.LOCK
     assert layout.incomplete_note.name == output_folder.INCOMPLETE_NOTE
     assert layout.previous_final.name == output_folder.PREVIOUS_FINAL
-    assert {layout.status_file.name, layout.resolved_config.name, layout.driver_log.name, layout.marker.name,
+    assert {layout.resolved_config.name, layout.driver_log.name, layout.marker.name,
             layout.previous_final.name} == set(output_folder.RUN_FILES)
 
 

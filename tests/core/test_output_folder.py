@@ -18,7 +18,8 @@ from iota2.cli import main
 from iota2.core.config import load_config
 from iota2.core.errors import ConfigError
 from iota2.core.output_folder import (LOCK, MARKER, STALE_AFTER_S, RunLock, check_output_folder,
-                                      mark_output_folder, remove_outputs)
+                                      mark_output_folder, remove_outputs,
+                                      set_aside_previous_products)
 
 
 def _config_with_output(make_config, tmp_path, output) -> Path:
@@ -95,7 +96,7 @@ def test_remove_outputs_deletes_only_iota2_entries(tmp_path):
     (output / "IOTA2_tasks_status.txt").write_text("done a\n")
     (output / "notes.txt").write_text("mine")
     (output / "my_analysis").mkdir()
-    kept = remove_outputs(output, ("final", "model", "logs"))
+    kept = remove_outputs(output, ("final", "model", "logs", "IOTA2_tasks_status.txt"))
     assert kept == ["my_analysis", "notes.txt"]
     assert sorted(p.name for p in output.iterdir()) == [MARKER, "my_analysis", "notes.txt"]
     unmarked = tmp_path / "unmarked"
@@ -104,6 +105,29 @@ def test_remove_outputs_deletes_only_iota2_entries(tmp_path):
     with pytest.raises(ConfigError, match="does not delete folders it did not write"):
         remove_outputs(unmarked, ("final",))
     assert (unmarked / "final").exists()
+
+
+def test_final_is_shared_only_the_given_products_are_removed_or_set_aside(tmp_path):
+    output = tmp_path / "out"
+    mark_output_folder(output)
+    final = output / "final"
+    (final / "TMP").mkdir(parents=True)
+    for name in ("Classif_Seed_0.tif", "RESULTS.txt", "features_map.tif", "INCOMPLETE_RUN.txt"):
+        (final / name).write_text(name)
+    (output / "IOTA2_tasks_status_i2_features_map.txt").write_text("done a\n")
+    (output / "IOTA2_tasks_status.txt").write_text("done b\n")
+    moved = set_aside_previous_products(output, ("Classif_Seed_*", "RESULTS.txt", "TMP"))
+    assert sorted(moved) == ["Classif_Seed_0.tif", "RESULTS.txt", "TMP"]
+    assert sorted(p.name for p in final.iterdir()) == ["INCOMPLETE_RUN.txt", "features_map.tif"]
+    assert (output / "final_previous" / "Classif_Seed_0.tif").read_text() == "Classif_Seed_0.tif"
+    (final / "Classif_Seed_0.tif").write_text("second run")
+    set_aside_previous_products(output, ("Classif_Seed_*",))  # replaces the older one of the same name
+    assert (output / "final_previous" / "Classif_Seed_0.tif").read_text() == "second run"
+    assert (output / "final_previous" / "RESULTS.txt").exists()
+    remove_outputs(output, ("final", "IOTA2_tasks_status_i2_features_map.txt"), ("features_map.tif",))
+    assert sorted(p.name for p in final.iterdir()) == ["INCOMPLETE_RUN.txt"]
+    assert (output / "IOTA2_tasks_status.txt").exists()  # the classification's journal is not the map's
+    assert not (output / "IOTA2_tasks_status_i2_features_map.txt").exists()
 
 
 def test_an_output_folder_inside_nothing_is_accepted(make_config, tmp_path):
