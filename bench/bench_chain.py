@@ -384,6 +384,7 @@ def child_memory(spec: dict) -> dict:
     """Classify every chunk of a tile with the real task function; report this process's peak RSS."""
     from iota2.builders import classification
     from iota2.core.allocator import reuse_freed_memory
+    from iota2.core.tile_steps import sensor_config
 
     reuse_freed_memory()  # as the chain's workers do
 
@@ -396,12 +397,16 @@ def child_memory(spec: dict) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     baseline = current_rss_kb()
-    cfg = builder.config.as_dict()
+    cfg = sensor_config(builder.config)
+    chain = builder.config["chain"]
     start = time.perf_counter()
     for index, window in enumerate(windows):
         classification.classify_chunk(cfg, TILE, grid.to_dict(), [int(window.col_off), int(window.row_off),
                                       int(window.width), int(window.height)], index, builder.dates_by_sensor,
-                                      builder.regions, 1, builder.labels, str(output))
+                                      builder.regions, 1, builder.labels, str(output),
+                                      by_region=bool(chain.get("region_path")),
+                                      probability_map=builder.config["arg_classification"]["enable_probability_map"],
+                                      compression=chain["compression_algorithm"])
     return {"chunks": len(windows), "max_chunk_pixels": max(int(w.width * w.height) for w in windows),
             "seconds": time.perf_counter() - start, "baseline_kb": baseline,
             "peak_kb": peak_rss_kb()}

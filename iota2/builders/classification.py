@@ -98,8 +98,34 @@ def predict(model: dict, features: np.ndarray, all_labels: list[int], threads: i
 
 
 def classify_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: int, dates_by_sensor: dict,
-                   regions: list[str], runs: int, all_labels: list[int], output_path: str) -> None:
-    """Classify one chunk of a tile with the models of every region and run."""
+                   regions: list[str], runs: int, all_labels: list[int], output_path: str, *,
+                   by_region: bool = False, probability_map: bool = False, compression: str = "ZSTD") -> None:
+    """Classify one chunk of a tile with the models of every region and run.
+
+    Parameters
+    ----------
+    config
+        :func:`iota2.core.tile_steps.sensor_config` of the configuration (the whole configuration works too).
+    tile, grid, window, chunk
+        The tile, its grid (:meth:`iota2.core.raster.Grid.to_dict`), the chunk's ``[col_off, row_off, width,
+        height]`` and its index.
+    dates_by_sensor
+        Interpolation dates of each sensor.
+    regions
+        Every region (model); without ``by_region`` the only one applies everywhere.
+    runs
+        ``arg_train.runs``.
+    all_labels
+        Every label of the ground truth (pixel type and probability bands).
+    output_path
+        ``chain.output_path``.
+    by_region
+        ``chain.region_path`` is set: each pixel gets the model of its region, from the tile's region raster.
+    probability_map
+        ``arg_classification.enable_probability_map``: also write the per-class probabilities.
+    compression
+        ``chain.compression_algorithm``.
+    """
     config = Config(config)
     grid = Grid.from_dict(grid)
     window = Window(*window)
@@ -108,19 +134,17 @@ def classify_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk
     layout = OutputLayout(output_path)
     region_ids = None
     region_raster = layout.region_raster(tile)
-    if config["chain"].get("region_path"):
+    if by_region:
         with rasterio.open(region_raster) as src:
             region_ids = src.read(1, window=window)
             region_names = src.tags().get("regions", "").split(",")
     chunk_grid = grid.window_grid(window)
     dtype = label_dtype(all_labels)
     threads = task_threads()
-    with_proba = config["arg_classification"]["enable_probability_map"]
-    compress = config["chain"]["compression_algorithm"]
     for run in range(runs):
         label_map = np.zeros(inside.shape, dtype)
         confidence_map = np.zeros(inside.shape, np.uint8)
-        proba_map = np.zeros((len(all_labels),) + inside.shape, np.int16) if with_proba else None
+        proba_map = np.zeros((len(all_labels),) + inside.shape, np.int16) if probability_map else None
         for region in regions:
             if region_ids is None:
                 pixels = inside
@@ -139,33 +163,51 @@ def classify_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk
             labels, confidence, proba = predict(model, block.features[pixels], all_labels, threads)
             label_map[pixels] = labels.astype(dtype)
             confidence_map[pixels] = confidence
-            if with_proba:
+            if probability_map:
                 proba_map[:, pixels] = np.rint(proba.T * 1000).astype(np.int16)
         target = layout.classif_chunk(tile, run, chunk)
         write_raster(target, np.stack([label_map, confidence_map.astype(dtype)]), chunk_grid, nodata=0,
-                     compress=compress, band_descriptions=["label", "confidence"])
-        if with_proba:
+                     compress=compression, band_descriptions=["label", "confidence"])
+        if probability_map:
             write_raster(layout.classif_chunk(tile, run, chunk, proba=True), proba_map, chunk_grid,
-                         compress=compress, band_descriptions=[f"label_{label}" for label in all_labels])
+                         compress=compression, band_descriptions=[f"label_{label}" for label in all_labels])
     LOGGER.info("%s chunk %d classified (%d pixels inside the common mask)", tile, chunk, int(inside.sum()))
 
 
-def merge_tile_chunks(config: dict, tile: str, grid: dict, windows: list[list[int]], run: int,
-                      all_labels: list[int], output_path: str) -> None:
-    """Assemble the chunks of one tile and run into the tile's label, confidence (and probability) maps."""
-    config = Config(config)
+def merge_tile_chunks(tile: str, grid: dict, windows: list[list[int]], run: int, all_labels: list[int],
+                      output_path: str, compression: str, probability_map: bool = False,
+                      remove_tmp_files: bool = False) -> None:
+    """Assemble the chunks of one tile and run into the tile's label, confidence (and probability) maps.
+
+    Parameters
+    ----------
+    tile, grid
+        The tile and its grid (:meth:`iota2.core.raster.Grid.to_dict`).
+    windows
+        ``[col_off, row_off, width, height]`` of each chunk, in chunk order.
+    run
+        The run.
+    all_labels
+        Every label of the ground truth.
+    output_path
+        ``chain.output_path``.
+    compression
+        ``chain.compression_algorithm``.
+    probability_map
+        ``arg_classification.enable_probability_map``: assemble the probability chunks too.
+    remove_tmp_files
+        ``chain.remove_tmp_files``: delete the chunks once assembled.
+    """
     grid = Grid.from_dict(grid)
     layout = OutputLayout(output_path)
     dtype = label_dtype(all_labels)
-    compress = config["chain"]["compression_algorithm"]
-    with_proba = config["arg_classification"]["enable_probability_map"]
     outputs = [("label", 1, dtype), ("confidence", 1, "uint8")]
-    if with_proba:
+    if probability_map:
         outputs.append(("proba", len(all_labels), "int16"))
     for kind, count, out_dtype in outputs:
         with atomic_output(layout.tile_map(tile, run, kind)) as tmp:
             with rasterio.open(tmp, "w", **grid.profile(count, out_dtype, nodata=0 if kind != "proba" else None,
-                                                         compress=compress)) as dst:
+                                                         compress=compression)) as dst:
                 for chunk, window in enumerate(windows):
                     window = Window(*window)
                     if kind == "proba":
@@ -175,7 +217,7 @@ def merge_tile_chunks(config: dict, tile: str, grid: dict, windows: list[list[in
                         with rasterio.open(layout.classif_chunk(tile, run, chunk)) as src:
                             band = 1 if kind == "label" else 2
                             dst.write(src.read(band).astype(out_dtype), 1, window=window)
-    if config["chain"]["remove_tmp_files"]:
+    if remove_tmp_files:
         for chunk in range(len(windows)):
             layout.classif_chunk(tile, run, chunk).unlink(missing_ok=True)
             layout.classif_chunk(tile, run, chunk, proba=True).unlink(missing_ok=True)

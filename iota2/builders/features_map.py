@@ -41,7 +41,8 @@ all bands at once would hold a second copy of the chunk)."""
 
 
 def write_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: int,
-                dates_by_sensor: dict[str, list[str]], output_path: str) -> None:
+                dates_by_sensor: dict[str, list[str]], output_path: str, output_name: str | None = None,
+                compression: str = "ZSTD") -> None:
     """Compute the features of one chunk of a tile and write ``customF/<T>_chunk_<i>.tif``.
 
     The tile map and the final map, made from the previous chunks, are removed first: once a chunk changes
@@ -50,7 +51,7 @@ def write_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: i
     Parameters
     ----------
     config
-        The configuration (``config.as_dict()``).
+        :func:`iota2.core.tile_steps.sensor_config` of the configuration.
     tile
         Tile name.
     grid
@@ -63,18 +64,22 @@ def write_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: i
         Interpolation dates of each sensor.
     output_path
         ``chain.output_path``.
+    output_name
+        ``external_features.output_name`` (None: ``features_map``): the final map removed.
+    compression
+        ``chain.compression_algorithm``.
     """
     config = Config(config)
     grid = Grid.from_dict(grid)
     window = Window(*window)
     layout = OutputLayout(output_path)
-    layout.final_features_map(config["external_features"].get("output_name")).unlink(missing_ok=True)
+    layout.final_features_map(output_name).unlink(missing_ok=True)
     layout.features_map_tile(tile).unlink(missing_ok=True)
     block = read_features(config, tile, grid, window, dates_by_sensor)
     features = block.features
     features[~block.footprint] = NODATA
     chunk_grid = grid.window_grid(window)
-    profile = _profile(chunk_grid, len(block.labels), config)
+    profile = _profile(chunk_grid, len(block.labels), compression)
     with atomic_output(layout.features_map_chunk(tile, chunk)) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             for band, label in enumerate(block.labels, start=1):
@@ -87,10 +92,10 @@ def write_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: i
                 int(window.width), int(window.height))
 
 
-def _profile(grid: Grid, count: int, config: Config) -> dict:
+def _profile(grid: Grid, count: int, compression: str) -> dict:
     """Creation profile of a feature map: float32, :data:`NODATA`, bands stored one after the other (a
     pixel-interleaved block of hundreds of features would hold them all)."""
-    profile = grid.profile(count, DTYPE, nodata=NODATA, compress=config["chain"]["compression_algorithm"])
+    profile = grid.profile(count, DTYPE, nodata=NODATA, compress=compression)
     profile["interleave"] = "band"
     return profile
 
@@ -109,10 +114,22 @@ def _check_same_labels(expected: list[str], found: list[str], where: str, refere
                           "return the same number of bands and labels whatever the chunk")
 
 
-def merge_tile(config: dict, tile: str, grid: dict, windows: list[list[int]], output_path: str) -> None:
+def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str, compression: str = "ZSTD",
+               remove_tmp_files: bool = False) -> None:
     """Assemble the chunks of a tile into ``customF/<T>_features.tif`` (same bands and descriptions).
 
-    With ``chain.remove_tmp_files`` the chunks are deleted once assembled.
+    Parameters
+    ----------
+    tile, grid
+        The tile and its grid (:meth:`iota2.core.raster.Grid.to_dict`).
+    windows
+        ``[col_off, row_off, width, height]`` of each chunk, in chunk order.
+    output_path
+        ``chain.output_path``.
+    compression
+        ``chain.compression_algorithm``.
+    remove_tmp_files
+        ``chain.remove_tmp_files``: the chunks are deleted once assembled.
 
     Raises
     ------
@@ -120,7 +137,6 @@ def merge_tile(config: dict, tile: str, grid: dict, windows: list[list[int]], ou
         If the chunks do not have the same features (a feature function that returns different bands on
         different chunks); the message names the chunk.
     """
-    config = Config(config)
     grid = Grid.from_dict(grid)
     layout = OutputLayout(output_path)
     chunks = [layout.features_map_chunk(tile, index) for index in range(len(windows))]
@@ -130,7 +146,7 @@ def merge_tile(config: dict, tile: str, grid: dict, windows: list[list[int]], ou
                            f"chunk 0 ({chunks[0].name})")
     with atomic_output(layout.features_map_tile(tile)) as tmp, contextlib.ExitStack() as stack:
         sources = [stack.enter_context(rasterio.open(path)) for path in chunks]
-        with rasterio.open(tmp, "w", **_profile(grid, len(labels), config)) as dst:
+        with rasterio.open(tmp, "w", **_profile(grid, len(labels), compression)) as dst:
             for band, label in enumerate(labels, start=1):
                 dst.set_band_description(band, label)
             # a group of bands at a time, every chunk of the group in turn: the blocks of those bands are complete
@@ -139,30 +155,40 @@ def merge_tile(config: dict, tile: str, grid: dict, windows: list[list[int]], ou
                 bands = list(range(first, min(first + BANDS_PER_WRITE, len(labels) + 1)))
                 for src, window in zip(sources, windows):
                     dst.write(src.read(bands), bands, window=Window(*window))
-    if config["chain"]["remove_tmp_files"]:
+    if remove_tmp_files:
         for path in chunks:
             path.unlink(missing_ok=True)
     LOGGER.info("tile %s: %d chunks assembled into %s", tile, len(chunks), layout.features_map_tile(tile))
 
 
-def mosaic_tiles(config: dict, tiles: list[str], output_path: str) -> None:
+def mosaic_tiles(tiles: list[str], output_path: str, output_name: str | None = None, compression: str = "ZSTD") -> None:
     """Mosaic the tile maps into ``final/<output_name>.tif`` (band descriptions = feature labels).
 
     The tiles' grids share one CRS (``chain.proj``, or the first tile's); where tiles overlap the first in
     ``chain.list_tile`` order wins.
+
+    Parameters
+    ----------
+    tiles
+        Tiles in ``chain.list_tile`` order.
+    output_path
+        ``chain.output_path``.
+    output_name
+        ``external_features.output_name`` (None: ``features_map``).
+    compression
+        ``chain.compression_algorithm``.
 
     Raises
     ------
     ConfigError
         If the tiles do not have the same features.
     """
-    config = Config(config)
     layout = OutputLayout(output_path)
     sources = [layout.features_map_tile(tile) for tile in tiles]
     labels = _labels(sources[0])
     for tile, path in zip(tiles[1:], sources[1:]):
         _check_same_labels(labels, _labels(path), f"tile {tile} ({path.name})", f"tile {tiles[0]}")
-    target = layout.final_features_map(config["external_features"].get("output_name"))
-    mosaic_files(sources, target, DTYPE, config["chain"]["compression_algorithm"], nodata=NODATA,
+    target = layout.final_features_map(output_name)
+    mosaic_files(sources, target, DTYPE, compression, nodata=NODATA,
                  band_descriptions=labels)
     LOGGER.info("feature map of %d tile(s) and %d features written to %s", len(tiles), len(labels), target)

@@ -215,10 +215,9 @@ def tile_envelopes(grids: dict[str, Grid]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
 
 
-def load_ground_truth(config, crs) -> gpd.GeoDataFrame:
-    """Read, check and reproject the ground truth; columns ``label``, ``originfid``, geometry."""
-    chain = config["chain"]
-    path, field = chain["ground_truth"], chain["data_field"]
+def load_ground_truth(path: str, field: str, crs) -> gpd.GeoDataFrame:
+    """Read, check and reproject the ground truth (``chain.ground_truth``, class field ``chain.data_field``);
+    columns ``label``, ``originfid``, geometry."""
     frame = read_polygons(path, "ground truth", "chain.ground_truth")
     labels = check_labels(frame, field, path)
     frame = gpd.GeoDataFrame({"label": labels.to_numpy(), "originfid": np.arange(len(frame))},
@@ -231,14 +230,12 @@ def load_ground_truth(config, crs) -> gpd.GeoDataFrame:
     return frame
 
 
-def load_regions(config, crs) -> gpd.GeoDataFrame | None:
-    """Read the region file (``chain.region_path``) as ``region`` (string) + geometry, or None."""
-    chain = config["chain"]
-    path = chain.get("region_path")
+def load_regions(path: str | None, field: str, crs) -> gpd.GeoDataFrame | None:
+    """Read the region file (``chain.region_path``, region attribute ``chain.region_field``) as ``region``
+    (string) + geometry, or None without a region file."""
     if not path:
         return None
     frame = read_polygons(path, "region file", "chain.region_path")
-    field = chain["region_field"]
     if field not in frame.columns:
         fields = ", ".join(c for c in frame.columns if c != "geometry")
         raise InputDataError(f"region file '{path}' has no field '{field}' (chain.region_field); its fields are: "
@@ -251,44 +248,57 @@ def load_regions(config, crs) -> gpd.GeoDataFrame | None:
     return regions.dissolve(by="region", as_index=False)
 
 
-def formatted_ground_truth(config, grids: dict[str, Grid]) -> gpd.GeoDataFrame:
+def formatted_ground_truth(grids: dict[str, Grid], ground_truth: str, data_field: str, region_path: str | None = None,
+                           region_field: str | None = "region") -> gpd.GeoDataFrame:
     """Ground truth clipped to the tile envelopes and regions, with ``tile``, ``region`` and a unique ``piece``.
 
-    Raises :class:`InputDataError` when no polygon intersects the tiles.
+    Parameters
+    ----------
+    grids
+        Grid of each tile.
+    ground_truth, data_field
+        ``chain.ground_truth`` and ``chain.data_field``.
+    region_path, region_field
+        ``chain.region_path`` (None: one region ``"1"``) and ``chain.region_field``.
+
+    Raises
+    ------
+    InputDataError
+        When no polygon intersects the tiles (or the regions).
     """
     crs = next(iter(grids.values())).crs
-    truth = load_ground_truth(config, crs)
+    truth = load_ground_truth(ground_truth, data_field, crs)
     envelopes = tile_envelopes(grids)
     pieces = gpd.overlay(truth, envelopes, how="intersection", keep_geom_type=True)
     if len(pieces) == 0:
         extent = truth.total_bounds
-        raise InputDataError(f"no ground-truth polygon of '{config['chain']['ground_truth']}' intersects the tiles "
+        raise InputDataError(f"no ground-truth polygon of '{ground_truth}' intersects the tiles "
                              f"{', '.join(grids)} (ground truth extent {extent.round(1).tolist()} in "
                              f"{crs.to_string()}, tiles extent {np.round(envelopes.total_bounds, 1).tolist()}); "
                              "check chain.list_tile and the CRS of both")
-    regions = load_regions(config, crs)
+    regions = load_regions(region_path, region_field, crs)
     if regions is None:
         pieces["region"] = "1"
     else:
         pieces = gpd.overlay(pieces, regions, how="intersection", keep_geom_type=True)
         if len(pieces) == 0:
-            raise InputDataError(f"no ground-truth polygon intersects the regions of '{config['chain']['region_path']}'")
+            raise InputDataError(f"no ground-truth polygon intersects the regions of '{region_path}'")
     pieces = pieces.explode(index_parts=False).reset_index(drop=True)
     pieces = pieces[pieces.geometry.area > 0].reset_index(drop=True)
     pieces["piece"] = np.arange(len(pieces), dtype=np.int64)
     return pieces[["piece", "label", "originfid", "tile", "region", "geometry"]]
 
 
-def split_runs(pieces: gpd.GeoDataFrame, config) -> gpd.GeoDataFrame:
+def split_runs(pieces: gpd.GeoDataFrame, runs: int, ratio: float, random_seed: int | None,
+               split_ground_truth: bool = True) -> gpd.GeoDataFrame:
     """Add one column ``seed_<S>`` per run holding ``learn``, ``validation`` or ``both``.
 
-    The split unit is a source polygon within a region (all its tile pieces go to the same set).
+    The split unit is a source polygon within a region (all its tile pieces go to the same set); ``runs``,
+    ``ratio``, ``random_seed`` and ``split_ground_truth`` are those of ``arg_train``.
     """
-    train = config["arg_train"]
     units = pieces.drop_duplicates(["region", "originfid"])[["region", "originfid", "label"]].reset_index(drop=True)
-    for run in range(train["runs"]):
-        sets = split_polygons(units, "label", "region", train["ratio"], train["random_seed"], run,
-                              train["split_ground_truth"])
+    for run in range(runs):
+        sets = split_polygons(units, "label", "region", ratio, random_seed, run, split_ground_truth)
         mapping = dict(zip(zip(units["region"], units["originfid"]), sets))
         pieces[f"seed_{run}"] = [mapping[(r, o)] for r, o in zip(pieces["region"], pieces["originfid"])]
     return pieces

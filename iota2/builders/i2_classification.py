@@ -2,7 +2,9 @@
 
 Groups of steps, in order: ``init``, ``sampling``, ``learning``, ``classification``, ``mosaic``,
 ``validation``. Tasks are per tile, per (region, run) or per (tile, chunk) with explicit
-dependencies, so tiles progress independently wherever the method allows.
+dependencies, so tiles progress independently wherever the method allows. Each task receives the few values
+it uses, computed once in :meth:`I2Classification.build_graph`; the tasks that read images get
+:func:`iota2.core.tile_steps.sensor_config`, the part of the configuration the sensors read.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from pathlib import Path
 
 
 from iota2.core.builder import Builder
-from iota2.core.config import Config, require
+from iota2.core.config import require
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
 from iota2.core.layout import CLASSIFICATION_FINAL_PRODUCTS, OUTPUT_ENTRIES, STATUS_FILE, OutputLayout
 from iota2.core.nomenclature import read_color_table, read_nomenclature
 from iota2.core.raster import Grid, write_raster
+from iota2.core.tile_steps import sensor_config
 from iota2.core.tiles import TileSet, prepare_tiles
 
 LOGGER = logging.getLogger(__name__)
@@ -47,15 +50,29 @@ def _task(module: str, name: str) -> str:
     return f"iota2.builders.{module}:{name}"
 
 
-def prepare_ground_truth(config: dict, grids: dict, output_path: str) -> None:
-    """Clip the ground truth to tiles and regions, split it per run, write the split files and region rasters."""
-    config = Config(config)
+def prepare_ground_truth(grids: dict, output_path: str, ground_truth: str, data_field: str, runs: int, ratio: float,
+                         random_seed: int | None, split_ground_truth: bool = True, region_path: str | None = None,
+                         region_field: str | None = None) -> None:
+    """Clip the ground truth to tiles and regions, split it per run, write the split files and region rasters.
+
+    Parameters
+    ----------
+    grids
+        Grid of each tile (:meth:`iota2.core.raster.Grid.to_dict`).
+    output_path
+        ``chain.output_path``.
+    ground_truth, data_field
+        ``chain.ground_truth`` and ``chain.data_field``.
+    runs, ratio, random_seed, split_ground_truth
+        The split settings of ``arg_train``.
+    region_path, region_field
+        ``chain.region_path`` (None: one region) and ``chain.region_field``.
+    """
     grids = {tile: Grid.from_dict(grid) for tile, grid in grids.items()}
-    pieces = steps.ground_truth.formatted_ground_truth(config, grids)
-    pieces = steps.ground_truth.split_runs(pieces, config)
-    steps.ground_truth.write_split_files(pieces, Path(output_path), config["chain"]["data_field"],
-                                         config["arg_train"]["runs"])
-    regions = steps.ground_truth.load_regions(config, next(iter(grids.values())).crs)
+    pieces = steps.ground_truth.formatted_ground_truth(grids, ground_truth, data_field, region_path, region_field)
+    pieces = steps.ground_truth.split_runs(pieces, runs, ratio, random_seed, split_ground_truth)
+    steps.ground_truth.write_split_files(pieces, Path(output_path), data_field, runs)
+    regions = steps.ground_truth.load_regions(region_path, region_field, next(iter(grids.values())).crs)
     if regions is not None:
         import rasterio
         from rasterio import features as rio_features
@@ -134,7 +151,8 @@ class I2Classification(Builder):
         self.grids = self.tile_set.grids
         self.dates_by_sensor = self.tile_set.dates_by_sensor
         chain = self.config["chain"]
-        pieces = steps.ground_truth.formatted_ground_truth(self.config, self.grids)
+        pieces = steps.ground_truth.formatted_ground_truth(self.grids, chain["ground_truth"], chain["data_field"],
+                                                           chain.get("region_path"), chain["region_field"])
         self.labels = sorted(int(v) for v in pieces["label"].unique())
         self.regions = sorted(pieces["region"].unique().tolist(), key=lambda r: (len(r), r))
         self.tiles_with_truth = [t for t in self.tiles if (pieces["tile"] == t).any()]
@@ -172,9 +190,16 @@ class I2Classification(Builder):
     def build_graph(self) -> Graph:
         if not self.grids:
             self.check_inputs()
-        cfg = self.config.as_dict()
-        out = self.config["chain"]["output_path"]
-        runs = self.config["arg_train"]["runs"]
+        config = self.config
+        chain, train = config["chain"], config["arg_train"]
+        sensors = sensor_config(config)  # what the tasks reading images through the sensors need
+        out = chain["output_path"]
+        runs = train["runs"]
+        compression = chain["compression_algorithm"]
+        probability_map = config["arg_classification"]["enable_probability_map"]
+        nomenclature = chain.get("nomenclature_path")
+        region_path = chain.get("region_path")
+        learner = steps.learning.learner_from_config(config)
         grids = {tile: grid.to_dict() for tile, grid in self.grids.items()}
         graph = Graph(self.groups)
         step = graph.add_step
@@ -198,66 +223,85 @@ class I2Classification(Builder):
         directories = task("create_directories", "create_directories", "iota2.core.tile_steps:create_directories",
                            {"output_path": out, "tiles": self.tiles})
         validity = {tile: task(f"validity_{tile}", "validity", "iota2.core.tile_steps:compute_validity",
-                               {"config": cfg, "tile": tile, "grid": grids[tile],
-                                "dates_by_sensor": self.dates_by_sensor, "output_path": out}, [directories])
+                               {"config": sensors, "tile": tile, "grid": grids[tile],
+                                "dates_by_sensor": self.dates_by_sensor, "output_path": out,
+                                "compression": compression,
+                                "memory_mb": config["python_data_managing"]["memory_per_task_mb"]}, [directories])
                     for tile in self.tiles}
         truth = task("ground_truth", "ground_truth", f"{__name__}:prepare_ground_truth",
-                     {"config": cfg, "grids": grids, "output_path": out}, [directories])
+                     {"grids": grids, "output_path": out, "ground_truth": chain["ground_truth"],
+                      "data_field": chain["data_field"], "runs": runs, "ratio": train["ratio"],
+                      "random_seed": train["random_seed"], "split_ground_truth": train["split_ground_truth"],
+                      "region_path": region_path, "region_field": chain["region_field"] if region_path else None},
+                     [directories])
         pixels = [task(f"truth_pixels_{tile}", "truth_pixels", _task("samples", "tile_pixels"),
-                       {"config": cfg, "tile": tile, "grid": grids[tile], "output_path": out}, [truth, validity[tile]])
+                       {"tile": tile, "grid": grids[tile], "output_path": out,
+                        "cloud_threshold": train["cloud_threshold"]}, [truth, validity[tile]])
                   for tile in self.tiles]
         models = [(region, run) for region in self.regions for run in range(runs)]
         selection = {(region, run): task(f"selection_region_{region}_seed_{run}", "selection",
                                          _task("samples", "select_region_samples"),
-                                         {"config": cfg, "region": region, "run": run, "tiles": self.tiles,
-                                          "output_path": out}, pixels)
+                                         {"region": region, "run": run, "tiles": self.tiles, "output_path": out,
+                                          "sample_selection": train["sample_selection"],
+                                          "random_seed": train["random_seed"],
+                                          "cloud_threshold": train["cloud_threshold"]}, pixels)
                      for region, run in models}
         for run in range(runs):
             task(f"class_statistics_seed_{run}", "class_statistics", _task("samples", "write_run_class_statistics"),
-                 {"config": cfg, "run": run, "regions": self.regions, "output_path": out},
+                 {"run": run, "regions": self.regions, "output_path": out, "nomenclature_path": nomenclature},
                  [selection[region, run] for region in self.regions])
         windows = self.tile_set.window_lists()
         extraction = [task(f"extraction_{tile}_chunk_{index}", "extraction", _task("samples", "extract_chunk_samples"),
-                           {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
+                           {"config": sensors, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
                             "dates_by_sensor": self.dates_by_sensor, "selections": [list(m) for m in models],
-                            "output_path": out}, list(selection.values()))
+                            "output_path": out, "data_field": chain["data_field"]}, list(selection.values()))
                       for tile in self.tiles_with_truth for index, window in enumerate(windows[tile])]
         chunks_by_tile = {tile: len(windows[tile]) for tile in self.tiles_with_truth}
         learning = []
         for region, run in models:
             merged = task(f"merge_samples_region_{region}_seed_{run}", "merge_samples",
                           _task("samples", "merge_region_samples"),
-                          {"config": cfg, "region": region, "run": run, "chunks_by_tile": chunks_by_tile,
-                           "grids": grids, "output_path": out}, extraction)
+                          {"region": region, "run": run, "chunks_by_tile": chunks_by_tile, "grids": grids,
+                           "output_path": out, "data_field": chain["data_field"],
+                           "samples_format": train["samples_format"]}, extraction)
             learning.append(task(f"learning_region_{region}_seed_{run}", "learning", _task("learning", "train_model"),
-                                 {"config": cfg, "region": region, "run": run, "output_path": out}, [merged]))
+                                 {"region": region, "run": run, "output_path": out, "learner": learner,
+                                  "data_field": chain["data_field"], "samples_format": train["samples_format"]},
+                                 [merged]))
         merged_chunks = {}
         for tile in self.tiles:
             chunks = [task(f"classification_{tile}_chunk_{index}", "classification",
                            _task("classification", "classify_chunk"),
-                           {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
+                           {"config": sensors, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
                             "dates_by_sensor": self.dates_by_sensor, "regions": self.regions, "runs": runs,
-                            "all_labels": self.labels, "output_path": out}, learning + [truth, validity[tile]])
+                            "all_labels": self.labels, "output_path": out, "by_region": bool(region_path),
+                            "probability_map": probability_map, "compression": compression},
+                           learning + [truth, validity[tile]])
                       for index, window in enumerate(windows[tile])]
             for run in range(runs):
                 merged_chunks[tile, run] = task(f"merge_chunks_{tile}_seed_{run}", "merge_chunks",
                                                 _task("classification", "merge_tile_chunks"),
-                                                {"config": cfg, "tile": tile, "grid": grids[tile],
-                                                 "windows": windows[tile], "run": run, "all_labels": self.labels,
-                                                 "output_path": out}, chunks)
+                                                {"tile": tile, "grid": grids[tile], "windows": windows[tile],
+                                                 "run": run, "all_labels": self.labels, "output_path": out,
+                                                 "compression": compression, "probability_map": probability_map,
+                                                 "remove_tmp_files": chain["remove_tmp_files"]}, chunks)
+        final_probability_map = probability_map and config["arg_classification"]["generate_final_probability_map"]
         for run in range(runs):
             task(f"mosaic_seed_{run}", "mosaic", _task("mosaic", "mosaic_run"),
-                 {"config": cfg, "tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out},
+                 {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out,
+                  "compression": compression, "color_table": chain.get("color_table"),
+                  "probability_map": final_probability_map},
                  [merged_chunks[tile, run] for tile in self.tiles])
         task("pixels_validity", "pixels_validity", _task("mosaic", "pixels_validity"),
-             {"config": cfg, "tiles": self.tiles, "output_path": out},
+             {"tiles": self.tiles, "output_path": out, "compression": compression},
              [merged_chunks[tile, 0] for tile in self.tiles] + list(validity.values()))
         confusion = [task(f"confusion_seed_{run}", "confusion", _task("validation", "confusion_of_run"),
-                          {"config": cfg, "tiles": self.tiles, "run": run, "all_labels": self.labels,
-                           "output_path": out}, [merged_chunks[tile, run] for tile in self.tiles] + pixels)
+                          {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out,
+                           "nomenclature_path": nomenclature},
+                          [merged_chunks[tile, run] for tile in self.tiles] + pixels)
                      for run in range(runs)]
-        task("report", "report", _task("validation", "report"), {"config": cfg, "runs": runs, "output_path": out},
-             confusion)
+        task("report", "report", _task("validation", "report"),
+             {"runs": runs, "output_path": out, "nomenclature_path": nomenclature}, confusion)
         return graph
 
 

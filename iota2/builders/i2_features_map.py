@@ -11,7 +11,9 @@ Groups of steps, in order:
 ``chain.first_step: writing`` reruns only the writing group (e.g. after changing
 ``external_features.functions``) with the grids and validity ``init`` prepared. The builder keeps its own task
 journal (``IOTA2_tasks_status_i2_features_map.txt``), so it can share an output folder with a classification
-without touching the classification's restart state.
+without touching the classification's restart state. Tasks receive the few values they use; the chunk and
+validity tasks get :func:`iota2.core.tile_steps.sensor_config`, the part of the configuration the sensors and
+the feature stage read.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from iota2.core.errors import ConfigError
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
 from iota2.core.layout import FEATURES_MAP_ENTRIES, FEATURES_MAP_STATUS_FILE, OutputLayout
+from iota2.core.tile_steps import sensor_config
 from iota2.core.tiles import TileSet, prepare_tiles
 
 NAME = "i2_features_map"
@@ -91,8 +94,11 @@ class I2FeaturesMap(Builder):
         if self.tile_set is None:
             self.check_inputs()
         tile_set = self.tile_set
-        cfg = self.config.as_dict()
-        out = self.config["chain"]["output_path"]
+        chain = self.config["chain"]
+        sensors = sensor_config(self.config)
+        out = chain["output_path"]
+        compression = chain["compression_algorithm"]
+        output_name = self.config["external_features"].get("output_name")
         grids = {tile: grid.to_dict() for tile, grid in tile_set.grids.items()}
         dates = tile_set.dates_by_sensor
         graph = Graph(self.groups, status_file=FEATURES_MAP_STATUS_FILE)
@@ -111,17 +117,21 @@ class I2FeaturesMap(Builder):
         for tile in self.tiles:
             validity = task(f"features_map_validity_{tile}", "features_map_validity",
                             "iota2.core.tile_steps:compute_validity",
-                            {"config": cfg, "tile": tile, "grid": grids[tile], "dates_by_sensor": dates,
-                             "output_path": out}, [directories])
+                            {"config": sensors, "tile": tile, "grid": grids[tile], "dates_by_sensor": dates,
+                             "output_path": out, "compression": compression,
+                             "memory_mb": self.config["python_data_managing"]["memory_per_task_mb"]}, [directories])
             chunks = [task(f"features_{tile}_chunk_{index}", "features_chunk", f"{STEPS}:write_chunk",
-                           {"config": cfg, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
-                            "dates_by_sensor": dates, "output_path": out}, [validity])
+                           {"config": sensors, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
+                            "dates_by_sensor": dates, "output_path": out, "output_name": output_name,
+                            "compression": compression}, [validity])
                       for index, window in enumerate(windows[tile])]
             tile_maps.append(task(f"features_tile_{tile}", "features_tile", f"{STEPS}:merge_tile",
-                                  {"config": cfg, "tile": tile, "grid": grids[tile], "windows": windows[tile],
-                                   "output_path": out}, chunks))
+                                  {"tile": tile, "grid": grids[tile], "windows": windows[tile], "output_path": out,
+                                   "compression": compression, "remove_tmp_files": chain["remove_tmp_files"]},
+                                  chunks))
         task("features_map", "features_map", f"{STEPS}:mosaic_tiles",
-             {"config": cfg, "tiles": self.tiles, "output_path": out}, tile_maps)
+             {"tiles": self.tiles, "output_path": out, "output_name": output_name, "compression": compression},
+             tile_maps)
         return graph
 
 

@@ -1,4 +1,8 @@
-"""Learning task: one model per (region, run) from its samples file, with the configured learner."""
+"""Learning task: one model per (region, run) from its samples file, with the configured learner.
+
+The builder turns ``scikit_models_parameters`` and ``arg_train.random_seed`` into a small learner description
+once (:func:`learner_from_config`); the task receives it, not the configuration.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ from iota2.builders.learner_settings import (DEFAULT_MODEL, FRAMEWORK_KEYS, acce
                                              check_estimator_settings, estimator_settings)
 from iota2.builders.samples import read_samples
 from iota2.builders.sampling import LEARNING_STREAM, run_seed
-from iota2.core.config import Config
 from iota2.core.errors import InputDataError
 from iota2.core.layout import OutputLayout
 from iota2.core.plugins import classifiers
@@ -76,26 +79,58 @@ def _digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def learning_seed(config, run: int, region: str = "") -> int | None:
-    """The learner's ``random_state`` of one model: drawn from the stream of (``random_seed``, run, region), so
-    no two runs or models share one; None (a fresh seed) when ``random_seed`` is None."""
-    seed = config["arg_train"]["random_seed"]
+def learner_from_config(config) -> dict:
+    """The learner description a learning task receives, from ``scikit_models_parameters`` and
+    ``arg_train.random_seed``.
+
+    Parameters
+    ----------
+    config
+        The validated configuration.
+
+    Returns
+    -------
+    dict
+        ``model_type`` (a registered classifier), ``keywords`` (its keyword arguments: ``keyword_arguments``
+        and the section's other keys), ``standardization``, the grid search settings
+        ``cross_validation_parameters`` (``{}``: no search), ``cross_validation_folds`` and
+        ``cross_validation_grouped``, and ``random_seed``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown ``model_type`` (see :func:`iota2.builders.learner_settings.estimator_settings`).
+    """
+    section = config["scikit_models_parameters"]
+    name, keywords = estimator_settings(config)
+    return {"model_type": name, "keywords": keywords, "standardization": bool(section["standardization"]),
+            "cross_validation_parameters": dict(section.get("cross_validation_parameters") or {}),
+            "cross_validation_folds": section["cross_validation_folds"],
+            "cross_validation_grouped": bool(section["cross_validation_grouped"]),
+            "random_seed": config["arg_train"]["random_seed"]}
+
+
+def learning_seed(seed: int | None, run: int, region: str = "") -> int | None:
+    """The learner's ``random_state`` of one model: drawn from the stream of (``seed``, run, region), so
+    no two runs or models share one; None (a fresh seed) when ``seed`` (``arg_train.random_seed``) is None."""
     if seed is None:
         return None
     return int(np.random.default_rng(run_seed(seed, run, LEARNING_STREAM, region)).integers(2**31 - 1))
 
 
-def build_estimator(config, run: int, region: str = ""):
-    """An unfitted estimator (a pipeline with a scaler when ``standardization`` is set)."""
-    name, params, accepted = check_estimator_settings(config)
-    factory = classifiers()[name]
+def build_estimator(learner: dict, run: int, region: str = ""):
+    """An unfitted estimator (a pipeline with a scaler when ``standardization`` is set) of a
+    :func:`learner_from_config` description."""
+    factory = classifiers()[learner["model_type"]]
+    params = dict(learner["keywords"])
+    accepted = accepted_keywords(factory)
     if accepted is not None:
         if "random_state" in accepted and "random_state" not in params:
-            params["random_state"] = learning_seed(config, run, region)
+            params["random_state"] = learning_seed(learner["random_seed"], run, region)
         if "n_jobs" in accepted and "n_jobs" not in params:
             params["n_jobs"] = task_threads()
     estimator = factory(**params)
-    if config["scikit_models_parameters"]["standardization"]:
+    if learner["standardization"]:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
@@ -103,13 +138,27 @@ def build_estimator(config, run: int, region: str = ""):
     return estimator
 
 
-def train_model(config: dict, region: str, run: int, output_path: str) -> None:
+def train_model(region: str, run: int, output_path: str, learner: dict, data_field: str,
+                samples_format: str = "sqlite") -> None:
     """Fit the model of ``region`` and ``run``; write ``model/model_<R>_seed_<S>.skops`` (+ ``_forest.npz`` for
-    tree ensembles, + ``.json`` summary with the files' digests)."""
-    config = Config(config)
+    tree ensembles, + ``.json`` summary with the files' digests).
+
+    Parameters
+    ----------
+    region, run
+        The model's region and run.
+    output_path
+        ``chain.output_path``.
+    learner
+        The learner (:func:`learner_from_config`).
+    data_field
+        ``chain.data_field``: the class column of the samples file.
+    samples_format
+        ``arg_train.samples_format``: ``"sqlite"`` or ``"parquet"``.
+    """
     layout = OutputLayout(output_path)
-    field = config["chain"]["data_field"].lower()
-    path = layout.samples(region, run, config["arg_train"]["samples_format"])
+    field = data_field.lower()
+    path = layout.samples(region, run, samples_format)
     table, feature_names = read_samples(path, field)
     labels = table[field].to_numpy(np.int64)
     classes = np.unique(labels)
@@ -117,21 +166,20 @@ def train_model(config: dict, region: str, run: int, output_path: str) -> None:
         raise InputDataError(f"model of region {region}, run {run}: only class(es) {classes.tolist()} in {path}; a "
                              "classifier needs at least two classes: add ground truth of other classes in this region")
     features = table[feature_names].to_numpy(np.float32)
-    estimator = build_estimator(config, run, region)
-    section = config["scikit_models_parameters"]
-    grid = section.get("cross_validation_parameters") or {}
+    estimator = build_estimator(learner, run, region)
+    grid = learner["cross_validation_parameters"]
     report = {}
     if grid:
         from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
 
-        if section["cross_validation_grouped"]:
-            folds = GroupKFold(n_splits=section["cross_validation_folds"])
+        if learner["cross_validation_grouped"]:
+            folds = GroupKFold(n_splits=learner["cross_validation_folds"])
         else:
-            folds = StratifiedKFold(n_splits=section["cross_validation_folds"], shuffle=True,
-                                    random_state=learning_seed(config, run, region))
+            folds = StratifiedKFold(n_splits=learner["cross_validation_folds"], shuffle=True,
+                                    random_state=learning_seed(learner["random_seed"], run, region))
         prefix = f"{estimator.steps[-1][0]}__" if hasattr(estimator, "steps") else ""
         search = GridSearchCV(estimator, {prefix + k: v for k, v in grid.items()}, cv=folds, refit=True)
-        search.fit(features, labels, groups=table["originfid"].to_numpy() if section["cross_validation_grouped"]
+        search.fit(features, labels, groups=table["originfid"].to_numpy() if learner["cross_validation_grouped"]
                    else None)
         estimator = search.best_estimator_
         report = {"best_params": {k[len(prefix):]: v for k, v in search.best_params_.items()},

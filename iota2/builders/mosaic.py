@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from iota2.core.config import Config
 from iota2.core.layout import OutputLayout
 from iota2.core.mosaic import mosaic_files
 from iota2.core.nomenclature import read_color_table
@@ -38,28 +37,45 @@ def class_colormap(colors: dict[int, tuple[int, int, int]], labels: list[int]) -
     return colormap
 
 
-def mosaic_run(config: dict, tiles: list[str], run: int, all_labels: list[int], output_path: str) -> None:
+def mosaic_run(tiles: list[str], run: int, all_labels: list[int], output_path: str, compression: str,
+               color_table: str | None = None, probability_map: bool = False) -> None:
     """Write ``final/Classif_Seed_<S>.tif``, ``Confidence_Seed_<S>.tif``, ``Classif_Seed_<S>_ColorIndexed.tif``
-    and, when asked, ``ProbabilityMap_seed_<S>.tif``."""
-    config = Config(config)
+    and, when asked, ``ProbabilityMap_seed_<S>.tif``.
+
+    Parameters
+    ----------
+    tiles
+        Tiles in ``chain.list_tile`` order (the first wins where tiles overlap).
+    run
+        The run.
+    all_labels
+        Every label of the ground truth (the maps' pixel type and the palette depend on them).
+    output_path
+        ``chain.output_path``.
+    compression
+        ``chain.compression_algorithm``.
+    color_table
+        ``chain.color_table`` (``label R G B`` per line), or None for default colours.
+    probability_map
+        Mosaic the tiles' probability maps too (``arg_classification.enable_probability_map`` and
+        ``generate_final_probability_map``).
+    """
     layout = OutputLayout(output_path)
-    compress = config["chain"]["compression_algorithm"]
     dtype = label_dtype(all_labels)
     labels_out = layout.final_classification(run)
-    mosaic_files([layout.tile_map(t, run) for t in tiles], labels_out, dtype, compress)
+    mosaic_files([layout.tile_map(t, run) for t in tiles], labels_out, dtype, compression)
     mosaic_files([layout.tile_map(t, run, "confidence") for t in tiles], layout.final_confidence(run), "uint8",
-                 compress)
-    colormap = class_colormap(read_color_table(config["chain"].get("color_table")), all_labels)
+                 compression)
+    colormap = class_colormap(read_color_table(color_table), all_labels)
     if dtype == "uint8":
         colormap = {k: v for k, v in colormap.items() if 0 <= k <= 255}
-        mosaic_files([layout.tile_map(t, run) for t in tiles], layout.final_color_indexed(run), dtype, compress,
+        mosaic_files([layout.tile_map(t, run) for t in tiles], layout.final_color_indexed(run), dtype, compression,
                      colormap=colormap)
     else:  # GeoTIFF palettes need 8-bit (or 16-bit with 65536 entries); write an RGB rendering instead
-        _write_rgb(labels_out, layout.final_color_indexed(run), colormap, compress)
-    if config["arg_classification"]["enable_probability_map"] and \
-            config["arg_classification"]["generate_final_probability_map"]:
+        _write_rgb(labels_out, layout.final_color_indexed(run), colormap, compression)
+    if probability_map:
         mosaic_files([layout.tile_map(t, run, "proba") for t in tiles], layout.final_probability_map(run), "int16",
-                     compress, nodata=None)
+                     compression, nodata=None)
 
 
 def _write_rgb(source: Path, target: Path, colormap: dict, compress: str) -> None:
@@ -76,11 +92,19 @@ def _write_rgb(source: Path, target: Path, colormap: dict, compress: str) -> Non
                     dst.write(np.moveaxis(lookup[src.read(1, window=window)], -1, 0), window=window)
 
 
-def pixels_validity(config: dict, tiles: list[str], output_path: str) -> None:
-    """``final/PixelsValidity.tif``: number of clear observations where the first run classified a pixel."""
-    config = Config(config)
+def pixels_validity(tiles: list[str], output_path: str, compression: str) -> None:
+    """``final/PixelsValidity.tif``: number of clear observations where the first run classified a pixel.
+
+    Parameters
+    ----------
+    tiles
+        Tiles in ``chain.list_tile`` order.
+    output_path
+        ``chain.output_path``.
+    compression
+        ``chain.compression_algorithm``.
+    """
     layout = OutputLayout(output_path)
-    compress = config["chain"]["compression_algorithm"]
     pieces = []
     for tile in tiles:
         masked = layout.tile_pixels_validity(tile)
@@ -93,4 +117,4 @@ def pixels_validity(config: dict, tiles: list[str], output_path: str) -> None:
                         values[labels.read(1, window=window) == 0] = 0
                         dst.write(values, 1, window=window)
         pieces.append(masked)
-    mosaic_files(pieces, layout.pixels_validity, "uint16", compress)
+    mosaic_files(pieces, layout.pixels_validity, "uint16", compression)

@@ -46,13 +46,24 @@ def pixels_path(output_path, tile: str) -> Path:
     return OutputLayout(output_path).truth_pixels(tile)
 
 
-def tile_pixels(config: dict, tile: str, grid: dict, output_path: str) -> None:
-    """Rasterise the tile's ground-truth pieces (pixel centres) and keep clear, in-mask pixels."""
-    config = Config(config)
+def tile_pixels(tile: str, grid: dict, output_path: str, cloud_threshold: int = 0) -> None:
+    """Rasterise the tile's ground-truth pieces (pixel centres) and keep clear, in-mask pixels.
+
+    Parameters
+    ----------
+    tile
+        Tile name.
+    grid
+        The tile's grid (:meth:`iota2.core.raster.Grid.to_dict`).
+    output_path
+        ``chain.output_path``.
+    cloud_threshold
+        ``arg_train.cloud_threshold``: pixels seen clear fewer times are left out.
+    """
     grid = Grid.from_dict(grid)
     pieces = read_formatted(output_path)
     pieces = pieces[pieces["tile"] == tile]
-    threshold = config["arg_train"]["cloud_threshold"]
+    threshold = cloud_threshold
     frames = []
     if len(pieces):
         geometries = pieces.geometry.to_numpy()
@@ -99,10 +110,27 @@ def labelled_pixels(output_path, tiles: list[str], run: int, sets: tuple[str, ..
     return table.sort_values(["tile", "row", "col"], kind="stable").reset_index(drop=True)
 
 
-def select_region_samples(config: dict, region: str, run: int, tiles: list[str], output_path: str) -> None:
-    """Select learning pixels of one model (region) and run with the user's ``sample_selection``."""
-    config = Config(config)
-    train = config["arg_train"]
+def select_region_samples(region: str, run: int, tiles: list[str], output_path: str, sample_selection: dict,
+                          random_seed: int | None, cloud_threshold: int = 0) -> None:
+    """Select learning pixels of one model (region) and run with the user's ``sample_selection``.
+
+    Parameters
+    ----------
+    region
+        The model's region.
+    run
+        The run.
+    tiles
+        Tiles whose ground-truth pixels are candidates.
+    output_path
+        ``chain.output_path``.
+    sample_selection
+        ``arg_train.sample_selection`` as checked by :func:`iota2.builders.sampling.validate_sample_selection`.
+    random_seed
+        ``arg_train.random_seed`` (None: a fresh draw at each run).
+    cloud_threshold
+        ``arg_train.cloud_threshold``, named in the error about classes without candidate pixels.
+    """
     candidates = labelled_pixels(output_path, tiles, run, ("learn", "both"))
     candidates = candidates[candidates["region"] == region].reset_index(drop=True)
     pieces = read_formatted(output_path)
@@ -113,10 +141,10 @@ def select_region_samples(config: dict, region: str, run: int, tiles: list[str],
         raise InputDataError(
             f"region {region}, run {run}: class(es) {empty} have learning polygons but no pixel centre inside them "
             f"(polygons smaller than a pixel, outside the common mask, or seen clear fewer than "
-            f"arg_train.cloud_threshold = {train['cloud_threshold']} times); enlarge or remove these polygons")
-    params = params_for_model(train["sample_selection"], region)
+            f"arg_train.cloud_threshold = {cloud_threshold} times); enlarge or remove these polygons")
+    params = params_for_model(sample_selection, region)
     # one stream per (seed, run, model): runs and regions never reuse a draw; random_seed None: fresh each run
-    base_seed = params.get("rand") if params.get("rand") is not None else train["random_seed"]
+    base_seed = params.get("rand") if params.get("rand") is not None else random_seed
     seed = run_seed(base_seed, run, SELECTION_STREAM, region)
     selected = select_samples(candidates, "label", {**params, "rand": None}, seed)
     with atomic_output(OutputLayout(output_path).selection(region, run)) as tmp:
@@ -124,28 +152,56 @@ def select_region_samples(config: dict, region: str, run: int, tiles: list[str],
     LOGGER.info("region %s run %d: %d of %d pixels selected", region, run, len(selected), len(candidates))
 
 
-def write_run_class_statistics(config: dict, run: int, regions: list[str], output_path: str) -> None:
-    """``class_statistics_seed<S>_learn.csv``: selected samples per class (nomenclature order) and region."""
-    config = Config(config)
+def write_run_class_statistics(run: int, regions: list[str], output_path: str,
+                               nomenclature_path: str | None = None) -> None:
+    """``class_statistics_seed<S>_learn.csv``: selected samples per class (nomenclature order) and region.
+
+    Parameters
+    ----------
+    run
+        The run.
+    regions
+        Every region (model) of the run.
+    output_path
+        ``chain.output_path``.
+    nomenclature_path
+        ``chain.nomenclature_path``: its classes come first, by name; None: the classes found, by number.
+    """
     layout = OutputLayout(output_path)
     counts = {}
     for region in regions:
         selected = pd.read_parquet(layout.selection(region, run), columns=["label"])
         counts[region] = {int(k): int(v) for k, v in selected["label"].value_counts().items()}
-    names = read_nomenclature(config["chain"].get("nomenclature_path"))
+    names = read_nomenclature(nomenclature_path)
     labels = sorted(set(names) | {label for region_counts in counts.values() for label in region_counts})
     table = class_statistics_table(counts, labels, {label: names.get(label, str(label)) for label in labels})
     write_class_statistics(layout.class_statistics(run), table)
 
 
 def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int], chunk: int,
-                          dates_by_sensor: dict, selections: list[list], output_path: str) -> None:
+                          dates_by_sensor: dict, selections: list[list], output_path: str, data_field: str) -> None:
     """Compute features at the selected pixels of one chunk of a tile (every model and run at once).
 
     Only the bounding box of the chunk's samples is read, and features are computed at the samples only.
     With ``external_features`` functions (which may look at neighbouring pixels) the whole chunk is read, with
     the padding of the classification, so that a sample's features are the values its pixel gets when the
     chunk is classified.
+
+    Parameters
+    ----------
+    config
+        :func:`iota2.core.tile_steps.sensor_config` of the configuration.
+    tile, grid, window, chunk
+        The tile, its grid (:meth:`iota2.core.raster.Grid.to_dict`), the chunk's ``[col_off, row_off, width,
+        height]`` and its index.
+    dates_by_sensor
+        Interpolation dates of each sensor.
+    selections
+        ``[region, run]`` of every model whose selected pixels are extracted.
+    output_path
+        ``chain.output_path``.
+    data_field
+        ``chain.data_field``: a feature may not take its name (a column of the samples files).
     """
     config = Config(config)
     grid = Grid.from_dict(grid)
@@ -174,7 +230,7 @@ def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int]
                          int(rows.max() - rows.min() + 1))
         block = read_features(config, tile, grid, sub, dates_by_sensor, functions=functions,
                               pixels=(rows - int(sub.row_off), cols - int(sub.col_off)))
-        reserved = sorted(set(block.labels) & (RESERVED_COLUMNS | {config["chain"]["data_field"].lower()}))
+        reserved = sorted(set(block.labels) & (RESERVED_COLUMNS | {data_field.lower()}))
         if reserved:
             raise ConfigError(f"feature label(s) {reserved} are names of the samples file's own columns; rename "
                               "them in the feature function that returns them (external_features)")
@@ -184,11 +240,26 @@ def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int]
     LOGGER.info("%s chunk %d: features of %d samples extracted", tile, chunk, len(table))
 
 
-def merge_region_samples(config: dict, region: str, run: int, chunks_by_tile: dict[str, int], grids: dict,
-                         output_path: str) -> None:
-    """Write the samples file of one model and run (label, region, originfid, tile_o, features, point)."""
-    config = Config(config)
-    field = config["chain"]["data_field"].lower()
+def merge_region_samples(region: str, run: int, chunks_by_tile: dict[str, int], grids: dict, output_path: str,
+                         data_field: str, samples_format: str = "sqlite") -> None:
+    """Write the samples file of one model and run (label, region, originfid, tile_o, features, point).
+
+    Parameters
+    ----------
+    region, run
+        The model's region and run.
+    chunks_by_tile
+        Number of extraction chunks of each tile with ground truth.
+    grids
+        Grid of each tile (:meth:`iota2.core.raster.Grid.to_dict`).
+    output_path
+        ``chain.output_path``.
+    data_field
+        ``chain.data_field``: the class column, in lower case.
+    samples_format
+        ``arg_train.samples_format``: ``"sqlite"`` or ``"parquet"``.
+    """
+    field = data_field.lower()
     layout = OutputLayout(output_path)
     selected = pd.read_parquet(layout.selection(region, run))
     parts = []
@@ -210,7 +281,6 @@ def merge_region_samples(config: dict, region: str, run: int, chunks_by_tile: di
                         "originfid": table["originfid"].to_numpy(np.int64), "tile_o": table["tile"].to_numpy()})
     out = pd.concat([out, table[feature_columns].astype(np.float32).reset_index(drop=True)], axis=1)
     crs = Grid.from_dict(next(iter(grids.values()))).crs
-    samples_format = config["arg_train"]["samples_format"]
     target = layout.samples(region, run, samples_format)
     with atomic_output(target) as tmp:
         if samples_format == "parquet":

@@ -9,7 +9,6 @@ import rasterio
 from rasterio.windows import Window
 
 from iota2.builders.samples import labelled_pixels
-from iota2.core.config import Config
 from iota2.core.layout import OutputLayout
 from iota2.core.metrics import (confusion_matrix, plot_confusion_matrix, read_confusion_csv,
                                 write_confusion_csv, write_results_txt, coefficients)
@@ -18,8 +17,23 @@ from iota2.core.nomenclature import read_nomenclature
 LOGGER = logging.getLogger(__name__)
 
 
-def confusion_of_run(config: dict, tiles: list[str], run: int, all_labels: list[int], output_path: str) -> None:
-    """Confusion matrix of one run over every validation pixel of every tile (per tile and summed)."""
+def confusion_of_run(tiles: list[str], run: int, all_labels: list[int], output_path: str,
+                     nomenclature_path: str | None = None) -> None:
+    """Confusion matrix of one run over every validation pixel of every tile (per tile and summed), and its figure.
+
+    Parameters
+    ----------
+    tiles
+        Tiles of the run.
+    run
+        The run.
+    all_labels
+        Every label of the ground truth (rows and columns of the matrix).
+    output_path
+        ``chain.output_path``.
+    nomenclature_path
+        ``chain.nomenclature_path`` (``name:label`` per line), naming the classes of the figure; None: numbers.
+    """
     layout = OutputLayout(output_path)
     pixels = labelled_pixels(output_path, tiles, run, ("validation", "both"))
     total = np.zeros((len(all_labels), len(all_labels)), np.int64)
@@ -40,17 +54,26 @@ def confusion_of_run(config: dict, tiles: list[str], run: int, all_labels: list[
     LOGGER.info("run %d: OA %.4f, kappa %.4f over %d validation pixels", run, scores["oa"], scores["kappa"],
                 int(total.sum()))
     # drawn here rather than in the report, so the figures of the runs are drawn side by side with the mosaic
-    names = read_nomenclature(Config(config)["chain"].get("nomenclature_path"))
+    names = read_nomenclature(nomenclature_path)
     plot_confusion_matrix(layout.confusion_figure(run), total,
                           all_labels, {label: names.get(label, str(label)) for label in all_labels},
                           title=f"Classif_Seed_{run}")
 
 
-def report(config: dict, runs: int, output_path: str) -> None:
+def report(runs: int, output_path: str, nomenclature_path: str | None = None) -> None:
     """``final/RESULTS.txt``: mean over runs with 95 % intervals cut to the range of each coefficient (each run's
-    PNG is drawn by its confusion task)."""
-    config = Config(config)
-    names = read_nomenclature(config["chain"].get("nomenclature_path"))
+    PNG is drawn by its confusion task).
+
+    Parameters
+    ----------
+    runs
+        ``arg_train.runs``.
+    output_path
+        ``chain.output_path``.
+    nomenclature_path
+        ``chain.nomenclature_path``, naming the classes; None: numbers.
+    """
+    names = read_nomenclature(nomenclature_path)
     matrices, labels = [], None
     for run in range(runs):
         matrix, labels = read_confusion_csv(OutputLayout(output_path).run_confusion(run))

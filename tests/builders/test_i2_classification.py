@@ -147,3 +147,44 @@ def test_region_names_with_any_characters(tmp_path, make_config, s2_dataset):
     for region in ("north-east", "south west"):
         assert (out / "model" / f"model_{region}_seed_0.skops").exists()
     assert (out / "final" / "Classif_Seed_0.tif").exists()
+
+
+def _argument_fingerprints(config_path) -> tuple[dict, dict]:
+    """Tasks of the classification graph of a configuration: the fingerprint of each task's own arguments (no
+    configuration read, no dependency), and the ``config`` each task receives."""
+    from iota2.builders.i2_classification import I2Classification
+    from iota2.core.config import load_config
+    from iota2.core.fingerprint import task_fingerprint
+
+    graph = I2Classification(load_config(str(config_path))).build_graph()
+    return ({name: task_fingerprint(task.function_name, task.kwargs, [], []) for name, task in graph.tasks.items()},
+            {name: task.kwargs.get("config") for name, task in graph.tasks.items()})
+
+
+def test_tasks_receive_the_values_they_use_and_a_changed_value_reaches_only_its_tasks(make_config):
+    """Tasks get explicit arguments (those reading images: the sensors' part of the configuration only), so a
+    changed setting changes the arguments of exactly the tasks that use it."""
+    base, configs = _argument_fingerprints(make_config("base.yaml"))
+    with_config = {name for name, config in configs.items() if config is not None}
+    assert with_config and all(name.startswith(("validity_", "extraction_", "classification_"))
+                               for name in with_config), with_config
+    for name in with_config:
+        assert "scikit_models_parameters" not in configs[name] and "ground_truth" not in configs[name]["chain"]
+        assert configs[name]["chain"]["s2_path"]
+
+    def changed(**sections) -> set[str]:
+        fingerprints, _ = _argument_fingerprints(make_config("changed.yaml", **sections))
+        assert fingerprints.keys() == base.keys()
+        return {name for name in base if fingerprints[name] != base[name]}
+
+    assert changed(scikit_models_parameters={"model_type": "RandomForestClassifier", "n_estimators": 7}) == \
+        {"learning_region_1_seed_0"}
+    assert changed(arg_train={"sample_selection": {"sampler": "periodic", "strategy": "constant",
+                                                   "strategy.constant.nb": 100}}) == {"selection_region_1_seed_0"}
+    assert changed(arg_train={"ratio": 0.7}) == {"ground_truth"}
+    assert changed(chain={"nomenclature_path": None}) == {"class_statistics_seed_0", "confusion_seed_0", "report"}
+    compressed = changed(chain={"compression_algorithm": "LZW"})
+    assert {"validity_T31TCJ", "classification_T31TCJ_chunk_0", "merge_chunks_T31TDJ_seed_0", "mosaic_seed_0",
+            "pixels_validity"} <= compressed
+    assert not any(name.startswith(("ground_truth", "selection", "learning", "confusion", "report"))
+                   for name in compressed)

@@ -27,10 +27,32 @@ def test_learning_seeds_are_independent_per_run_and_region():
     from iota2.builders.learning import learning_seed
 
     def seed_of(base, run, region="1"):
-        return learning_seed({"arg_train": {"random_seed": base}}, run, region)
+        return learning_seed(base, run, region)
 
     assert seed_of(5, 1) == seed_of(5, 1)  # reproducible
     assert seed_of(5, 1) != seed_of(6, 0)  # run r of seed s is not run r-1 of seed s+1
     assert seed_of(5, 1) != seed_of(5, 1, "2")  # two regions' models do not share one stream
     assert len({seed_of(5, run) for run in range(20)}) == 20
     assert seed_of(None, 0) is None  # no seed: a fresh one, as documented
+
+
+def test_the_learner_is_described_once_from_the_configuration_and_built_from_that_description():
+    from iota2.builders.learning import build_estimator, learner_from_config, learning_seed
+    from iota2.core.config import validate
+
+    config = validate({"chain": {"output_path": "/tmp/out", "list_tile": "T31TCJ"},
+                       "arg_train": {"random_seed": 3},
+                       "scikit_models_parameters": {"model_type": "ExtraTreesClassifier", "n_estimators": 12,
+                                                    "standardization": True,
+                                                    "cross_validation_parameters": {"max_depth": [2, 4]}}})
+    learner = learner_from_config(config)
+    assert learner["model_type"] == "ExtraTreesClassifier" and learner["keywords"] == {"n_estimators": 12}
+    assert learner["standardization"] is True and learner["random_seed"] == 3
+    assert learner["cross_validation_parameters"] == {"max_depth": [2, 4]}
+    assert learner["cross_validation_folds"] == config["scikit_models_parameters"]["cross_validation_folds"]
+    estimator = build_estimator(learner, 1, "2")
+    scaler, trees = estimator.steps[0][1], estimator.steps[-1][1]
+    assert type(scaler).__name__ == "StandardScaler" and type(trees).__name__ == "ExtraTreesClassifier"
+    assert trees.n_estimators == 12 and trees.random_state == learning_seed(3, 1, "2")
+    plain = build_estimator({**learner, "standardization": False, "random_seed": None}, 0)
+    assert not hasattr(plain, "steps") and plain.random_state is None

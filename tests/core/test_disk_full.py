@@ -15,7 +15,6 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from iota2.core.config import validate
 from iota2.core.errors import OutputWriteError
 from iota2.core.raster import Grid, atomic_output, write_raster
 
@@ -124,16 +123,14 @@ def test_merging_chunks_on_a_full_disk_fails_with_the_reason_and_a_rerun_succeed
     output = small_disk / "out"
     windows = [[0, 0, 400, 200], [0, 200, 400, 200]]
     _chunks(output, windows)  # 320 KB of noise
-    config = validate({"chain": {"output_path": str(output), "list_tile": "T31TCJ",
-                                 "compression_algorithm": "NONE", "remove_tmp_files": False}}).as_dict()
     filler = fill(small_disk, leave=100_000)  # the label map alone takes 262 KB (4 blocks, uncompressed)
     with pytest.raises(OutputWriteError, match="no space left on device on .*classif.*-restart"):
-        merge_tile_chunks(config, "T31TCJ", grid(400).to_dict(), windows, 0, [1, 2], str(output))
+        merge_tile_chunks("T31TCJ", grid(400).to_dict(), windows, 0, [1, 2], str(output), "NONE")
     assert not tile_map_path(output, "T31TCJ", 0).exists()
     assert not tile_map_path(output, "T31TCJ", 0, "confidence").exists()
     assert not [name for name in os.listdir(output / "classif") if name.startswith(".")]
     filler.unlink()
-    merge_tile_chunks(config, "T31TCJ", grid(400).to_dict(), windows, 0, [1, 2], str(output))
+    merge_tile_chunks("T31TCJ", grid(400).to_dict(), windows, 0, [1, 2], str(output), "NONE")
     with rasterio.open(tile_map_path(output, "T31TCJ", 0)) as labels:
         assert labels.read(1).shape == (400, 400) and labels.read(1).min() >= 1
 
