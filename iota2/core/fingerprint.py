@@ -5,7 +5,8 @@ A task receives the configuration as a mapping of sections. While it runs, :clas
 which ``(section, key)`` pairs it reads (a whole section when it iterates or copies one, the whole
 configuration when it copies it). The fingerprint of the finished task is a hash of
 
-* its function and its other keyword arguments (tile, grid, window, dates, run ...);
+* its function and its other keyword arguments (tile, grid, window, dates, run, settings ...), with the size
+  and modification time of each argument naming a file;
 * the current values of the configuration keys it read, and for a value naming an existing file, that
   file's size and modification time (a ground truth or nomenclature edited in place);
 * the fingerprints of the tasks it depends on (so a task rerun because its inputs changed makes every
@@ -190,6 +191,6 @@ def task_fingerprint(function: str, kwargs: dict, reads: Iterable[str], dependen
     if version is None:
         from iota2 import __version__ as version
     arguments = {key: value for key, value in kwargs.items() if key != "config"}
-    payload = [version, function, _canonical(arguments), _canonical(read_values(kwargs.get("config"), reads)),
-               list(dependency_fingerprints)]
+    payload = [version, function, _canonical(arguments), _canonical(_files_in(arguments)),
+               _canonical(read_values(kwargs.get("config"), reads)), list(dependency_fingerprints)]
     return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()[:32]

@@ -78,3 +78,13 @@ def test_up_to_date_follows_dependencies(tmp_path):
     config["arg_train"]["ratio"] = 0.5
     again.set("first", "done")  # recorded without a fingerprint (an earlier version): not up to date
     assert graph.up_to_date(TaskStatus(tmp_path / "status.txt")) == {}
+
+
+def test_an_argument_naming_a_file_edited_in_place_changes_the_fingerprint(tmp_path):
+    truth = tmp_path / "truth.gpkg"
+    truth.write_text("polygons")
+    base = task_fingerprint("m:f", {"ground_truth": str(truth), "output_path": str(tmp_path)}, [], [])
+    (tmp_path / "written_by_a_task.tif").write_text("x")  # the output folder changes: not a file argument
+    assert task_fingerprint("m:f", {"ground_truth": str(truth), "output_path": str(tmp_path)}, [], []) == base
+    os.utime(truth, ns=(1, 1))
+    assert task_fingerprint("m:f", {"ground_truth": str(truth), "output_path": str(tmp_path)}, [], []) != base
