@@ -37,6 +37,8 @@ from iota2.core.raster import Grid, atomic_output
 
 LOGGER = logging.getLogger(__name__)
 STRIPE_ROWS = 1024
+#: rows per Parquet row group of a samples file
+SAMPLES_ROW_GROUP_ROWS = 16_384
 #: columns of the chunk and samples tables besides the features (with the ground truth's ``data_field``)
 RESERVED_COLUMNS = {"row", "col", "piece", "label", "originfid", "region", "tile", "tile_o", "x", "y"}
 
@@ -285,7 +287,8 @@ def merge_region_samples(region: str, run: int, chunks_by_tile: dict[str, int], 
     with atomic_output(target) as tmp:
         if samples_format == "parquet":
             out["x"], out["y"] = table["x"].to_numpy(), table["y"].to_numpy()
-            out.to_parquet(tmp, index=False)
+            # row groups a batch reader can read one at a time (streaming learners read them in bounded memory)
+            out.to_parquet(tmp, index=False, row_group_size=SAMPLES_ROW_GROUP_ROWS)
         else:
             frame = gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(table["x"], table["y"]), crs=crs)
             pyogrio.write_dataframe(frame, tmp, driver="SQLite", layer="output")
