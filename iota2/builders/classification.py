@@ -10,7 +10,6 @@ increasing label order over all classes of the ground truth).
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 from pathlib import Path
 
@@ -18,20 +17,20 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from iota2.builders.learning import load_model
 from iota2.core.config import Config
 from iota2.core.errors import InputDataError
 from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
+from iota2.core.learner import load_model
 from iota2.core.raster import Grid, atomic_output, label_dtype, write_raster
 from iota2.core.scheduler import task_threads
-from iota2.core.tree_ensemble import compiled_forest
 
 LOGGER = logging.getLogger(__name__)
 
 
 COMPILED_BATCH = 262_144
-"""Pixels per call of the compiled forest kernel."""
+"""Pixels per call of a learner's ``predict_proba`` (the compiled forest kernel's float64 probabilities of 256 Ki
+pixels)."""
 
 
 def chunk_path(output_path, tile: str, run: int, chunk: int, proba: bool = False) -> Path:
@@ -44,56 +43,41 @@ def tile_map_path(output_path, tile: str, run: int, kind: str = "label") -> Path
     return OutputLayout(output_path).tile_map(tile, run, kind)
 
 
-def _single_threaded(estimator) -> None:
-    target = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    if hasattr(target, "n_jobs"):
-        target.n_jobs = 1
-
-
-def predict(model: dict, features: np.ndarray, all_labels: list[int], threads: int = 1, batch: int = 65_536,
-            compiled: bool = True):
+def predict(model, features: np.ndarray, all_labels: list[int], threads: int = 1, **options):
     """Labels, confidence (0-100) and probabilities (n, n_all_labels, float32) of feature rows.
 
-    Random forests, extra trees and decision trees go through the compiled kernel of
-    :mod:`iota2.core.tree_ensemble` (scikit-learn's probabilities, faster; ``model["forest"]`` when the model
-    file came with its node arrays, see :func:`iota2.builders.learning.load_model`); other learners, and features
-    with NaN or infinite values, through the estimator's ``predict_proba`` in batches (small enough to
-    stay cache-friendly for tree ensembles), spread over ``threads`` threads. ``compiled=False`` forces the
-    latter (used by the benchmark to time both).
+    Parameters
+    ----------
+    model
+        A fitted or loaded learner (:func:`iota2.core.learner.load_model`).
+    features
+        float32 ``(n, len(model.feature_names))``.
+    all_labels
+        Every label of the ground truth: the columns of the probabilities (a class the model never saw has 0).
+    threads
+        Threads of :meth:`iota2.core.learner.Learner.predict_proba`.
+    **options
+        Passed to the learner's ``predict_proba`` (the scikit-learn learner takes ``compiled=False`` to bypass its
+        compiled forest kernel, and ``batch``; the benchmark times both).
+
+    Rows go to the learner :data:`COMPILED_BATCH` at a time, which bounds its float64 probabilities.
     """
-    classes = np.asarray(model["classes"])
+    classes = np.asarray(model.classes_)
     columns = np.searchsorted(np.asarray(all_labels), classes)
     n = len(features)
     labels = np.zeros(n, np.int64)
     confidence = np.zeros(n, np.uint8)
     proba_all = np.zeros((n, len(all_labels)), np.float32)
-
-    def store(start: int, stop: int, proba: np.ndarray) -> None:
+    for start in range(0, n, COMPILED_BATCH):
+        stop = min(n, start + COMPILED_BATCH)
+        proba = model.predict_proba(features[start:stop], threads, **options)
+        if proba.shape != (stop - start, len(classes)):
+            raise ValueError(f"learner {model.name!r} returned probabilities of shape {proba.shape} for "
+                             f"{stop - start} rows and {len(classes)} classes")
         best = proba.argmax(axis=1)
         labels[start:stop] = classes[best]
         confidence[start:stop] = np.rint(proba[np.arange(stop - start), best] * 100).astype(np.uint8)
         proba_all[start:stop, columns] = proba
-
-    forest = (model.get("forest") or compiled_forest(model["estimator"])) if compiled else None
-    if forest is not None and np.isfinite(features).all():
-        for start in range(0, n, COMPILED_BATCH):  # bounds the float64 probabilities to 256 Ki pixels
-            stop = min(n, start + COMPILED_BATCH)
-            store(start, stop, forest.predict_proba(features[start:stop], threads))
-        return labels, confidence, proba_all
-    estimator = model["estimator"]  # a loaded model reads it from its file only now
-    _single_threaded(estimator)
-
-    def run(start: int) -> None:
-        stop = min(n, start + batch)
-        store(start, stop, estimator.predict_proba(features[start:stop]))
-
-    starts = range(0, n, batch)
-    if threads > 1 and n > batch:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(run, starts))
-    else:
-        for start in starts:
-            run(start)
     return labels, confidence, proba_all
 
 
@@ -156,8 +140,8 @@ def classify_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk
                 continue
             path = layout.model(region, run)
             model = load_model(path)
-            if model["feature_names"] != block.labels:
-                raise InputDataError(f"model {path} was learnt on {len(model['feature_names'])} features that differ "
+            if list(model.feature_names) != list(block.labels):
+                raise InputDataError(f"model {path} was learnt on {len(model.feature_names)} features that differ "
                                      f"from the {len(block.labels)} features of tile {tile}; restart from the "
                                      "'sampling' group so samples and model match the current configuration")
             labels, confidence, proba = predict(model, block.features[pixels], all_labels, threads)

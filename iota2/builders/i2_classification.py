@@ -20,7 +20,9 @@ from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
 from iota2.core.layout import CLASSIFICATION_FINAL_PRODUCTS, OUTPUT_ENTRIES, STATUS_FILE, OutputLayout
+from iota2.core.learner import select_learner
 from iota2.core.nomenclature import read_color_table, read_nomenclature
+from iota2.core.plugins import learners
 from iota2.core.raster import Grid, write_raster
 from iota2.core.tile_steps import sensor_config
 from iota2.core.tiles import TileSet, prepare_tiles
@@ -110,6 +112,7 @@ class I2Classification(Builder):
         self.tiles_with_truth: list[str] = []
         self.tile_set: TileSet | None = None
         self.config_checked = False
+        self.learner: tuple[str, dict] | None = None
 
     # ------------------------------------------------------------------ checks
     def check_config(self) -> None:
@@ -120,9 +123,11 @@ class I2Classification(Builder):
             raise ConfigError(f"arg_train.classifier = {train['classifier']!r} selects an OTB classifier, and the OTB "
                               "backend is not installed in this version; remove arg_train.classifier and use the "
                               f"native equivalent: scikit_models_parameters: {{model_type: {native}}}")
-        if train.get("deep_learning_parameters"):
-            raise ConfigError("arg_train.deep_learning_parameters: deep learning is not available in this version; "
-                              "remove the section to use scikit_models_parameters")
+        if train.get("deep_learning_parameters") and not any(learner_class.selected_by(self.config)
+                                                             for learner_class in learners().values()):
+            raise ConfigError("arg_train.deep_learning_parameters: no installed learner handles deep learning; "
+                              "install the deep-learning plugin, or remove the section to use "
+                              "scikit_models_parameters")
         if train.get("enable_autocontext"):
             raise ConfigError("arg_train.enable_autocontext: autocontext is not available in this version; set it to "
                               "False")
@@ -139,7 +144,8 @@ class I2Classification(Builder):
             raise ConfigError("builders.builders_paths: builders are plugins found through the 'iota2' entry-point "
                               "group; package your builder (see docs/plugins.md) and remove builders_paths")
         train["sample_selection"] = steps.sampling.validate_sample_selection(train["sample_selection"])
-        steps.learner_settings.check_estimator_settings(self.config)  # unknown learner or keyword: fail before any task
+        learner_class = select_learner(self.config)  # unknown learner or keyword: fail before any task
+        self.learner = (learner_class.name, learner_class.settings_from_config(self.config))
         self.config_checked = True
 
     def check_inputs(self) -> None:
@@ -199,7 +205,11 @@ class I2Classification(Builder):
         probability_map = config["arg_classification"]["enable_probability_map"]
         nomenclature = chain.get("nomenclature_path")
         region_path = chain.get("region_path")
-        learner = steps.learning.learner_from_config(config)
+        if self.learner is None:
+            learner_class = select_learner(config)
+            self.learner = (learner_class.name, learner_class.settings_from_config(config))
+        learner_name, learner_settings = self.learner
+        learner_resources = learners()[learner_name](learner_settings).resources()
         grids = {tile: grid.to_dict() for tile, grid in self.grids.items()}
         graph = Graph(self.groups)
         step = graph.add_step
@@ -265,9 +275,11 @@ class I2Classification(Builder):
                            "output_path": out, "data_field": chain["data_field"],
                            "samples_format": train["samples_format"]}, extraction)
             learning.append(task(f"learning_region_{region}_seed_{run}", "learning", _task("learning", "train_model"),
-                                 {"region": region, "run": run, "output_path": out, "learner": learner,
-                                  "data_field": chain["data_field"], "samples_format": train["samples_format"]},
+                                 {"region": region, "run": run, "output_path": out, "learner_name": learner_name,
+                                  "settings": learner_settings, "data_field": chain["data_field"],
+                                  "samples_format": train["samples_format"], "random_seed": train["random_seed"]},
                                  [merged]))
+            learning[-1].resources = learner_resources  # threads and GPU of the fit, for the scheduler
         merged_chunks = {}
         for tile in self.tiles:
             chunks = [task(f"classification_{tile}_chunk_{index}", "classification",

@@ -7,7 +7,7 @@ entry-point group::
     [project.entry-points.iota2]
     my_plugin = "my_package.iota2_plugin"
 
-Built-in sensors, builders and classifiers are registered the same way.
+Built-in sensors, builders, learners and classifiers are registered the same way.
 """
 
 import pluggy
@@ -40,11 +40,27 @@ def iota2_register_builders():
 
 @hookspec
 def iota2_register_classifiers():
-    """Return a dict ``{name: factory}`` of classical learners.
+    """Return a dict ``{name: factory}`` of scikit-learn model types, used by the scikit-learn learner.
 
     ``factory(**params)`` returns an unfitted estimator with the scikit-learn API (``fit``,
     ``predict_proba``, ``classes_``). The name is what users write in
     ``scikit_models_parameters.model_type``.
+    """
+
+
+@hookspec
+def iota2_register_learners():
+    """Return a dict ``{name: learner_class}`` of learners (:class:`iota2.core.learner.Learner`).
+
+    A learner class says whether a configuration selects it (``selected_by``), turns its configuration section
+    into small JSON-able settings (``settings_from_config``, ConfigError on a bad one), and, built from those
+    settings, declares its :class:`iota2.core.learner.Resources` (threads, memory, GPU), fits from the samples
+    file of a (region, run) (``fit``), writes and reads its files in the model folder (``save`` / ``load``, digests
+    checked, nothing executed on load) and gives class probabilities of a block of feature rows
+    (``predict_proba``). Its ``name`` attribute is the key it is registered under; it is written in each model's
+    summary, and the classification loads the model with the class registered under it. The scikit-learn learner
+    (``sklearn``) is the default when no learner's ``selected_by`` is true. Test one with
+    :func:`iota2.core.learner_checks.check_learner`.
     """
 
 

@@ -49,6 +49,7 @@ def refresh_plugins() -> pluggy.PluginManager:
     sensors.cache_clear()
     builders.cache_clear()
     classifiers.cache_clear()
+    learners.cache_clear()
     return get_plugin_manager()
 
 
@@ -83,8 +84,28 @@ def builders() -> dict:
 
 @functools.lru_cache(maxsize=1)
 def classifiers() -> dict:
-    """Return ``{name: factory}`` for every registered classical learner."""
+    """Return ``{name: factory}`` for every registered scikit-learn model type (``scikit_models_parameters.
+    model_type``)."""
     return _merge_dicts("classifier", get_plugin_manager().hook.iota2_register_classifiers())
+
+
+@functools.lru_cache(maxsize=1)
+def learners() -> dict:
+    """Return ``{name: learner class}`` for every registered learner (:class:`iota2.core.learner.Learner`).
+
+    Raises
+    ------
+    PluginError
+        Two plugins register one name, or a class's ``name`` differs from the name it is registered under (the
+        model summaries record that name, and loading a model looks it up).
+    """
+    found = _merge_dicts("learner", get_plugin_manager().hook.iota2_register_learners())
+    for name, learner_class in found.items():
+        if getattr(learner_class, "name", None) != name:
+            raise PluginError(f"the learner registered as '{name}' has name = "
+                              f"{getattr(learner_class, 'name', None)!r}; a learner class's name must be the name it "
+                              "is registered under: fix the plugin ('iota2 plugins' lists where it comes from)")
+    return found
 
 
 def commands() -> dict:
@@ -112,7 +133,7 @@ def describe_plugins() -> list[dict]:
         source = f"{dist.project_name} {dist.version}" if dist is not None else "registered in code"
         provides = []
         for hook in ("iota2_register_sensors", "iota2_register_builders", "iota2_register_classifiers",
-                     "iota2_register_feature_functions", "iota2_register_dl_models",
+                     "iota2_register_learners", "iota2_register_feature_functions", "iota2_register_dl_models",
                      "iota2_register_commands", "iota2_config_sections"):
             impl = getattr(plugin, hook, None)
             if impl is None:

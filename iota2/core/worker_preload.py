@@ -1,5 +1,6 @@
 """Imported by each dask worker at start (dask ``preload``): loads the plugins and the heavy libraries
-once and compiles the forest kernel (or loads it from numba's cache), while the driver is still checking
+once and warms the default learner up (:meth:`iota2.core.learner.Learner.warm_up`: the scikit-learn learner imports
+scikit-learn and compiles its forest kernel or loads it from numba's cache), while the driver is still checking
 inputs, so the first task of a worker does not pay for them; keeps freed memory for the next chunk
 (:mod:`iota2.core.allocator`); keeps dask's failed-task tracebacks off the console (they are in the task's
 log); leaves Ctrl-C to the driver."""
@@ -11,11 +12,9 @@ import signal
 import geopandas  # noqa: F401
 import pyogrio  # noqa: F401
 import rasterio  # noqa: F401
-import sklearn.ensemble  # noqa: F401
 
 from iota2.core.allocator import reuse_freed_memory
-from iota2.core.plugins import get_plugin_manager
-from iota2.core.tree_ensemble import warm_up
+from iota2.core.plugins import get_plugin_manager, learners
 
 
 def _not_a_task_failure(record) -> bool:
@@ -29,4 +28,6 @@ with contextlib.suppress(ValueError):  # not the main thread: nothing to do
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 reuse_freed_memory()
 get_plugin_manager()
-warm_up()
+for _learner in learners().values():
+    if _learner.default:
+        _learner.warm_up()

@@ -1,4 +1,5 @@
-"""Built-in classical learners: scikit-learn estimators, registered under their class names.
+"""Built-in scikit-learn model types, registered under their class names, and the scikit-learn learner that uses
+them (:class:`iota2.plugins.sklearn_learner.SklearnLearner`, registered as ``sklearn``).
 
 ``scikit_models_parameters.model_type`` selects one; any other key of that section (except the
 framework's own keys) is passed to the estimator's constructor. Random forests and extra trees
@@ -111,3 +112,10 @@ def iota2_register_classifiers():
         "KNeighborsClassifier": EstimatorFactory("sklearn.neighbors", "KNeighborsClassifier"),
         "MLPClassifier": EstimatorFactory("sklearn.neural_network", "MLPClassifier", max_iter=500),
     }
+
+
+@hookimpl
+def iota2_register_learners():
+    from iota2.plugins.sklearn_learner import SklearnLearner
+
+    return {SklearnLearner.name: SklearnLearner}

@@ -19,6 +19,7 @@ def test_an_unreadable_model_names_the_file_and_the_step_to_run_again(tmp_path):
 
 
 def test_a_missing_model_names_the_file_and_the_step_to_run_again(tmp_path):
+    """Neither the model nor its summary exists."""
     with pytest.raises(InputDataError, match="model_1_seed_0.skops does not exist.*first_step: learning"):
         load_model(tmp_path / "model_1_seed_0.skops")
 
@@ -37,22 +38,25 @@ def test_learning_seeds_are_independent_per_run_and_region():
 
 
 def test_the_learner_is_described_once_from_the_configuration_and_built_from_that_description():
-    from iota2.builders.learning import build_estimator, learner_from_config, learning_seed
+    from iota2.builders.learning import learner_from_config, learning_seed
     from iota2.core.config import validate
+    from iota2.plugins.sklearn_learner import build_estimator
 
     config = validate({"chain": {"output_path": "/tmp/out", "list_tile": "T31TCJ"},
                        "arg_train": {"random_seed": 3},
                        "scikit_models_parameters": {"model_type": "ExtraTreesClassifier", "n_estimators": 12,
                                                     "standardization": True,
                                                     "cross_validation_parameters": {"max_depth": [2, 4]}}})
-    learner = learner_from_config(config)
-    assert learner["model_type"] == "ExtraTreesClassifier" and learner["keywords"] == {"n_estimators": 12}
-    assert learner["standardization"] is True and learner["random_seed"] == 3
-    assert learner["cross_validation_parameters"] == {"max_depth": [2, 4]}
-    assert learner["cross_validation_folds"] == config["scikit_models_parameters"]["cross_validation_folds"]
-    estimator = build_estimator(learner, 1, "2")
+    name, settings = learner_from_config(config)
+    assert name == "sklearn"
+    assert settings["model_type"] == "ExtraTreesClassifier" and settings["keywords"] == {"n_estimators": 12}
+    assert settings["standardization"] is True
+    assert settings["cross_validation_parameters"] == {"max_depth": [2, 4]}
+    assert settings["cross_validation_folds"] == config["scikit_models_parameters"]["cross_validation_folds"]
+    assert json.loads(json.dumps(settings)) == settings  # a task argument: JSON-able
+    estimator = build_estimator(settings, learning_seed(3, 1, "2"), threads=2)
     scaler, trees = estimator.steps[0][1], estimator.steps[-1][1]
     assert type(scaler).__name__ == "StandardScaler" and type(trees).__name__ == "ExtraTreesClassifier"
-    assert trees.n_estimators == 12 and trees.random_state == learning_seed(3, 1, "2")
-    plain = build_estimator({**learner, "standardization": False, "random_seed": None}, 0)
+    assert trees.n_estimators == 12 and trees.random_state == learning_seed(3, 1, "2") and trees.n_jobs == 2
+    plain = build_estimator({**settings, "standardization": False}, None)
     assert not hasattr(plain, "steps") and plain.random_state is None

@@ -13,6 +13,7 @@ import pytest
 from iota2.builders.classification import predict
 from iota2.builders.learning import forest_path, load_model, model_path, save_model, summary_path
 from iota2.core.errors import InputDataError
+from iota2.plugins.sklearn_learner import SklearnLearner
 
 FEATURES = [f"f{i}" for i in range(6)]
 
@@ -36,8 +37,7 @@ def fitted(kind: str):
 def written(tmp_path, kind: str):
     estimator, features, classes = fitted(kind)
     path = model_path(tmp_path, "1", 0)
-    save_model(path, {"estimator": estimator, "feature_names": FEATURES, "classes": classes, "region": "1",
-                      "run": 0}, {"learner": type(estimator).__name__})
+    save_model(path, SklearnLearner.from_estimator(estimator, FEATURES), {"region": "1", "run": 0})
     return path, estimator, features, classes
 
 
@@ -49,18 +49,23 @@ def test_a_saved_model_predicts_as_the_fitted_one(tmp_path, kind):
     summary = json.loads(summary_path(path).read_text())
     assert summary["feature_names"] == FEATURES and set(summary["files"]) == {
         p.name for p in tmp_path.joinpath("model").iterdir() if p.suffix != ".json"}
+    assert summary["learner"] == "sklearn" and summary["classes"] == classes
+    assert (summary["region"], summary["run"]) == ("1", 0)
     model = load_model(path)
-    assert model["feature_names"] == FEATURES and model["classes"] == classes
+    assert isinstance(model, SklearnLearner)
+    assert model.feature_names == FEATURES and model.classes_.tolist() == classes
     if kind != "logistic":  # applied from the node arrays: the scikit-learn object is not read
-        assert model["forest"] is not None and "estimator" not in model
+        assert model.forest_ is not None and model._estimator is None
     labels, confidence, proba = predict(model, features, classes)
     expected = estimator.predict_proba(features)
     assert np.allclose(proba, expected, atol=1e-6)
     assert np.array_equal(labels, np.asarray(classes)[expected.argmax(axis=1)])
     features[:3, 0] = np.nan  # the estimator's own predict_proba, read from the skops file on demand
     if kind != "logistic":
-        predict(model, features, classes)
-        assert type(model["estimator"]) is type(estimator)
+        assert model._estimator is None
+        labels, _, proba = predict(model, features, classes)
+        assert type(model._estimator) is type(estimator)
+        np.testing.assert_allclose(proba, estimator.predict_proba(features), atol=1e-6)
 
 
 class Payload:
@@ -143,6 +148,27 @@ def test_a_tampered_forest_is_refused_even_with_its_digest_updated(tmp_path):
         load_model(path)
 
 
+def test_a_model_of_a_learner_that_is_not_installed_is_refused(tmp_path):
+    path, *_ = written(tmp_path, "forest")
+    summary = json.loads(summary_path(path).read_text())
+    summary["learner"] = "no_such_learner"
+    summary_path(path).write_text(json.dumps(summary))
+    with pytest.raises(InputDataError, match=r"learner 'no_such_learner', which is not installed \(installed: .*sklearn"
+                                             r".*install the plugin"):
+        load_model(path)
+
+
+def test_a_summary_without_learner_name_is_read_by_the_default_learner(tmp_path):
+    """Summaries of versions that did not name the learner hold scikit-learn models."""
+    path, estimator, features, classes = written(tmp_path, "logistic")
+    summary = json.loads(summary_path(path).read_text())
+    del summary["learner"]
+    summary_path(path).write_text(json.dumps(summary))
+    model = load_model(path)
+    assert isinstance(model, SklearnLearner)
+    np.testing.assert_allclose(model.predict_proba(features), estimator.predict_proba(features))
+
+
 def test_a_model_without_its_summary_is_refused(tmp_path):
     path, *_ = written(tmp_path, "forest")
     summary_path(path).unlink()
@@ -161,10 +187,9 @@ def test_load_speed_against_pickle(tmp_path):
     forest = RandomForestClassifier(100, max_depth=25, min_samples_leaf=5, random_state=0).fit(
         features, rng.integers(1, 8, 3500))
     path = model_path(tmp_path, "1", 0)
-    save_model(path, {"estimator": forest, "feature_names": [f"f{i}" for i in range(52)],
-                      "classes": list(range(1, 8)), "region": "1", "run": 0})
+    save_model(path, SklearnLearner.from_estimator(forest, [f"f{i}" for i in range(52)]), {"region": "1", "run": 0})
     (tmp_path / "model.pkl").write_bytes(pickle.dumps({"estimator": forest}, protocol=pickle.HIGHEST_PROTOCOL))
-    from iota2.builders.learning import _load_model
+    from iota2.core.learner import _load_model
 
     ours = theirs = np.inf
     for attempt in range(3):

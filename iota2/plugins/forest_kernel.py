@@ -1,4 +1,4 @@
-"""The numba kernel of :mod:`iota2.core.tree_ensemble` (a module of its own so that importing numba and
+"""The numba kernel of :mod:`iota2.plugins.tree_ensemble` (a module of its own so that importing numba and
 loading the compiled code happen only where a forest is applied).
 
 Why this shape: the simple fixed-depth loop below is what LLVM turns into the fastest code here; with

@@ -41,7 +41,7 @@ def _kernel():
     provide it (not installed, no writable cache folder, no compiler backend): tree ensembles then go through
     scikit-learn, with one warning, rather than failing the run."""
     try:
-        from iota2.core import forest_kernel
+        from iota2.plugins import forest_kernel
 
         with _KERNEL_LOCK:
             forest_kernel.forest_proba(np.zeros((1, 1), np.float32), np.zeros(1, np.int32), np.zeros(1, np.int32),

@@ -9,7 +9,8 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from iota2.builders.classification import predict
-from iota2.core.tree_ensemble import CompiledForest, compiled_forest
+from iota2.plugins.sklearn_learner import SklearnLearner
+from iota2.plugins.tree_ensemble import CompiledForest, compiled_forest
 
 
 def _data(n_samples=600, n_features=12, n_classes=5, seed=0):
@@ -97,32 +98,33 @@ def test_predict_falls_back_on_nan_features():
     features, labels = _data(n_samples=400)
     features[::7, 0] = np.nan  # trees trained with missing values learn where NaN goes
     forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, labels)
-    model = {"estimator": forest, "classes": sorted(set(labels.tolist()))}
+    model = SklearnLearner.from_estimator(forest, [f"f{i}" for i in range(features.shape[1])])
     pixels, _ = _data(n_samples=1000, seed=3)
     pixels[::3, 0] = np.nan
-    result_labels, confidence, proba = predict(model, pixels, model["classes"])
+    classes = model.classes_.tolist()
+    result_labels, confidence, proba = predict(model, pixels, classes)
     reference = _reference(forest, pixels)
     np.testing.assert_allclose(proba, reference.astype(np.float32), atol=1e-6)
-    assert np.array_equal(result_labels, np.asarray(model["classes"])[reference.argmax(axis=1)])
+    assert np.array_equal(result_labels, np.asarray(classes)[reference.argmax(axis=1)])
     assert np.array_equal(confidence, np.rint(reference.max(axis=1) * 100).astype(np.uint8))
 
 
 def test_a_failing_kernel_falls_back_to_scikit_learn(monkeypatch, caplog):
     """If numba cannot compile or load the kernel (no writable cache folder, broken install), classification goes
     through scikit-learn with one warning instead of failing."""
-    from iota2.core import forest_kernel, tree_ensemble
+    from iota2.plugins import forest_kernel, tree_ensemble
 
     def broken(*args):
         raise RuntimeError("cannot cache function: no locator available")
 
     features, labels = _data(n_samples=300)
     forest = RandomForestClassifier(n_estimators=8, random_state=0).fit(features, labels)
-    model = {"estimator": forest, "classes": sorted(set(labels.tolist()))}
+    model = SklearnLearner.from_estimator(forest, [f"f{i}" for i in range(features.shape[1])])
     monkeypatch.setattr(forest_kernel, "forest_proba", broken)
     tree_ensemble._kernel.cache_clear()
     try:
         assert CompiledForest.from_estimator(forest) is None
-        result_labels, _, proba = predict(model, features, model["classes"], compiled=True)
+        result_labels, _, proba = predict(model, features, model.classes_.tolist(), compiled=True)
         assert "not available" in caplog.text and "RuntimeError" in caplog.text
         np.testing.assert_allclose(proba, _reference(forest, features).astype(np.float32), atol=1e-6)
     finally:
