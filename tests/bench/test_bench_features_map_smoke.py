@@ -1,0 +1,54 @@
+"""Smoke run of the features-map benchmark (``bench/bench_features_map.py --quick``): it must finish and report
+sane figures."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "bench_features_map.py"
+
+
+@pytest.mark.slow
+def test_bench_features_map_quick(tmp_path):
+    result_file = tmp_path / "result.json"
+    command = [sys.executable, str(SCRIPT), "--quick", "--chunks", "1,4", "--work", str(tmp_path / "work"),
+               "--json", str(result_file)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    stdout = result.stdout
+
+    # one row per (chunks, workers), with positive times and throughput
+    rows = re.findall(r"^\s+(\d+)\s+([12])\s+(\d+\.\d\d)s\s+(\d+\.\d\d)s\s+(?:\d+\.\d\ds|never)\s+(\d+\.\d\d)s\s+"
+                      r"(\d+\.\d\d)s.*\s(\d\.\d+e\+\d\d|\d+(?:\.\d+)?)$", stdout, re.MULTILINE)
+    assert sorted((int(r[0]), int(r[1])) for r in rows) == [(1, 1), (1, 2), (4, 1), (4, 2)], output[-4000:]
+    for _, _, wall, first, init, writing, rate in rows:
+        assert 0 < float(first) < float(wall) and 0 < float(writing) < float(wall), rows
+        assert float(rate) > 0, rows
+    assert re.search(r"^fixed cost per run \(run wall - span of all tasks\): \d+\.\d\d-\d+\.\d\d s", stdout,
+                     re.MULTILINE), output[-4000:]
+    assert re.search(r"^SPEEDUP 1 -> 2 workers \(4 chunks, writing group\): \d+\.\d\dx   target >= 1\.8x: "
+                     r"(PASS|MISS)$", stdout, re.MULTILINE), output[-4000:]
+
+    # memory: one row per tile size, the same chunk pixels (auto chunking), a flat-memory verdict
+    mem = re.findall(r"^\s+(200|400)x\1\s+(\d+)\s+(\d+) x (\d+)\s+(\d+)\s+\d+\.\d\d\s+(\d+) MiB\s+(\d+) MiB", stdout,
+                     re.MULTILINE)
+    assert [m[0] for m in mem] == ["200", "400"], output[-4000:]
+    for size, chunks, rows_, cols, pixels, before, peak in mem:
+        assert int(cols) == int(size) and int(rows_) * int(cols) == int(pixels) and int(chunks) > 1, mem
+        assert 50 < int(before) <= int(peak) < 4096, mem
+    assert int(mem[1][1]) > int(mem[0][1])  # a larger tile is cut into more chunks, not larger ones
+    assert re.search(r"^PEAK MEMORY PER CHUNK TASK 200-400 px: largest deviation \d+\.\d % +target flat \(\+-10 %\): "
+                     r"(PASS|MISS)$", stdout, re.MULTILINE), output[-4000:]
+
+    saved = json.loads(result_file.read_text())
+    assert len(saved["throughput"]) == 4 and len(saved["memory"]) == 2
+    assert all(run["pixel_dates"] == 200 * 200 * 6 for run in saved["throughput"])
+    assert set(saved["verdicts"]) == {"speedup", "memory"}
