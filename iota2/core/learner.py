@@ -126,6 +126,12 @@ class Learner:
         return {}
 
     @classmethod
+    def gpu_available(cls) -> bool:
+        """Whether this machine has a GPU the learner can use (a torch learner: ``torch.cuda.is_available()``).
+        Asked only when a run's learner requests a GPU (:func:`local_worker_resources`). False by default."""
+        return False
+
+    @classmethod
     def warm_up(cls) -> None:
         """Called once by each dask worker at start (:mod:`iota2.core.worker_preload`): import libraries, compile
         kernels, so the first task does not wait. Does nothing by default."""
@@ -219,6 +225,37 @@ def select_learner(config) -> type[Learner]:
         raise ConfigError("no learner is selected by the configuration and no default learner is installed "
                           f"(registered: {', '.join(sorted(registry)) or 'none'}); reinstall iota2")
     return defaults[0]
+
+
+# ---------------------------------------------------------------------- resources for the scheduler
+GPU_RESOURCE = "GPU"
+"""Name of the dask worker resource a GPU is declared as (``dask worker --resources GPU=1``)."""
+
+
+def task_threads_of(resources: Resources | None, share: int | None) -> int | None:
+    """Threads a task runs with: the scheduler's share of the cores (``share``; None where cluster jobs keep their
+    own setting), at most the ``threads`` its learner declares (a single-threaded learner does not hold cores)."""
+    if share is None or resources is None:
+        return share
+    return max(1, min(share, int(resources.threads)))
+
+
+def dask_resources(resources: Resources | None, worker_resources: dict | None) -> dict | None:
+    """The ``resources=`` of a dask submit: ``{"GPU": 1}`` when the task's learner would use a GPU and the
+    cluster's workers declare one (a worker then runs one such task at a time), else None (the task runs on any
+    worker, on its CPU)."""
+    if resources is not None and resources.gpu and (worker_resources or {}).get(GPU_RESOURCE):
+        return {GPU_RESOURCE: 1}
+    return None
+
+
+def local_worker_resources(learner_class: type[Learner] | None, settings: dict | None = None) -> dict | None:
+    """The resources the workers of a local cluster declare: ``{"GPU": 1}`` when the run's learner asks for a GPU
+    and reports one on this machine (:meth:`Learner.gpu_available`), else None. Every local worker declares it:
+    they share the machine's GPU, one GPU task per worker at a time."""
+    if learner_class is None or not learner_class(settings or {}).resources().gpu:
+        return None
+    return {GPU_RESOURCE: 1} if learner_class.gpu_available() else None
 
 
 # ---------------------------------------------------------------------- model files

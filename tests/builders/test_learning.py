@@ -60,3 +60,20 @@ def test_the_learner_is_described_once_from_the_configuration_and_built_from_tha
     assert trees.n_estimators == 12 and trees.random_state == learning_seed(3, 1, "2") and trees.n_jobs == 2
     plain = build_estimator({**settings, "standardization": False}, None)
     assert not hasattr(plain, "steps") and plain.random_state is None
+
+
+@pytest.mark.parametrize("section, threads", [({"model_type": "SVC"}, 1),
+                                              ({"model_type": "RandomForestClassifier", "n_jobs": 3}, 3)])
+def test_learning_tasks_carry_the_learner_and_its_resources(make_config, section, threads):
+    """build_graph passes the learner's name and settings to the learning tasks and sets its Resources on them
+    (for the scheduler), without fitting anything."""
+    from iota2.builders.i2_classification import I2Classification
+    from iota2.core.config import load_config
+    from iota2.core.learner import Resources
+
+    graph = I2Classification(load_config(str(make_config(scikit_models_parameters=section)))).build_graph()
+    learning = graph.tasks_of_step("learning")
+    assert learning and all(task.resources == Resources(threads=threads) for task in learning)
+    kwargs = learning[0].kwargs
+    assert kwargs["learner_name"] == "sklearn" and kwargs["settings"]["model_type"] == section["model_type"]
+    assert kwargs["random_seed"] == 0 and "learner" not in kwargs

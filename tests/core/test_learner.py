@@ -296,3 +296,27 @@ def test_save_model_and_load_model_dispatch_on_the_learner_name(tmp_path, regist
     assert type(loaded) is CentroidLearner and loaded.settings == {"temperature": 2.0}
     assert load_model(target) is loaded  # kept per process while its files do not change
     np.testing.assert_array_equal(loaded.predict_proba(features), learner.predict_proba(features))
+
+
+# ---------------------------------------------------------------------- resources for the scheduler
+def test_resources_become_task_threads_and_a_dask_gpu_request():
+    from iota2.core.learner import dask_resources, local_worker_resources, task_threads_of
+
+    assert task_threads_of(Resources(threads=1), 8) == 1  # a single-threaded learner does not hold 8 cores
+    assert task_threads_of(Resources(threads=16), 4) == 4  # never more than the task's share
+    assert task_threads_of(Resources(threads=16), None) is None  # cluster jobs keep their own setting
+    assert task_threads_of(None, 3) == 3
+    gpu = Resources(threads=2, gpu=True)
+    assert dask_resources(gpu, {"GPU": 1}) == {"GPU": 1}
+    assert dask_resources(gpu, None) is None and dask_resources(gpu, {}) is None  # no GPU worker: any worker
+    assert dask_resources(Resources(), {"GPU": 1}) is None
+    assert local_worker_resources(SklearnLearner, {"model_type": "RandomForestClassifier"}) is None
+    assert local_worker_resources(None) is None
+
+    class WithGpu(CentroidLearner):
+        @classmethod
+        def gpu_available(cls):
+            return True
+
+    assert local_worker_resources(WithGpu, {"temperature": 1.0}) == {"GPU": 1}
+    assert local_worker_resources(CentroidLearner, {"temperature": 1.0}) is None  # asks for one, none here
