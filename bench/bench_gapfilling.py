@@ -117,7 +117,8 @@ def make_cube(size: int, n_dates: int, n_bands: int, cloud: float, seed: int, la
         clouds = _smooth_field(date_rng, size, 40)
         invalid[index] = clouds >= np.quantile(clouds, 1 - cloud)
         season = np.sin(np.float32(2 * np.pi * day / 365) + phase)
-        layer = base + amplitude * season + np.float32(0.005) * date_rng.standard_normal((n_bands, size, size), dtype=np.float32)
+        noise = date_rng.standard_normal((n_bands, size, size), dtype=np.float32)
+        layer = base + amplitude * season + np.float32(0.005) * noise
         layer[:, invalid[index]] = 0.9 + 0.05 * clouds[invalid[index]]
         values[index] = layer if layout == "TBHW" else layer.transpose(1, 2, 0)
     return values, invalid

@@ -160,8 +160,8 @@ def child_profile(spec: dict) -> dict:
     pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(25)
     Path(spec["report"]).write_text(stream.getvalue())
     return {"chunks": len(windows), "chunk": index + 1, "chunk_rows": int(window.height),
-            "chunk_cols": int(window.width), "first_chunk_s": first, "chunk_s": seconds, "rasterio_open": opens, "top": rows[:spec["top"]],
-            "report": spec["report"]}
+            "chunk_cols": int(window.width), "first_chunk_s": first, "chunk_s": seconds, "rasterio_open": opens,
+            "top": rows[:spec["top"]], "report": spec["report"]}
 
 
 def run_child(spec: dict) -> dict:
@@ -178,7 +178,7 @@ def step_table(runs: list[dict]) -> list[dict]:
     names = []
     for run in runs:
         names += [name for name in run["steps"] if name not in names]
-    small, big = runs[0], runs[-1]
+    big = runs[-1]
     total = sum(entry["sum_s"] for entry in big["steps"].values())
     table = []
     for name in names:
@@ -233,7 +233,8 @@ def print_report(args, runs: list[dict], profile: dict | None, load: tuple[float
     projected = projection(big, cores)
     minutes = projected["wall_s"] / 60
     peak_gb = max(run["peak_bytes"] for run in runs) / 1e9
-    print(f"PROJECTION {FULL_TILE}x{FULL_TILE} px, {args.dates} dates, from {big['size']} px (x{projected['scale']:.1f}): "
+    print(f"PROJECTION {FULL_TILE}x{FULL_TILE} px, {args.dates} dates, from {big['size']} px "
+          f"(x{projected['scale']:.1f}): "
           f"{minutes:.1f} min ({projected['from_task_seconds_s'] / 60:.1f} min from task seconds / {cores} cores)   "
           f"target < {TARGET_MINUTES:.0f} min: {verdict(minutes < TARGET_MINUTES)}")
     print(f"THROUGHPUT {projected['px_per_s_per_core']:.0f} px/s per core (tile pixels / summed task seconds)")
@@ -242,9 +243,9 @@ def print_report(args, runs: list[dict], profile: dict | None, load: tuple[float
     if profile:
         opens = profile["rasterio_open"]
         print()
-        print(f"one chunk profiled ({profile['chunk_rows']}x{profile['chunk_cols']} px, chunk {profile['chunk']} of {profile['chunks']}"
-              f", classify_chunk): {profile['chunk_s']:.2f} s under cProfile (first chunk {profile['first_chunk_s']:.2f}"
-              f" s); rasterio.open calls: {opens['calls']} ({opens['seconds']:.3f} s)")
+        print(f"one chunk profiled ({profile['chunk_rows']}x{profile['chunk_cols']} px, chunk {profile['chunk']} of "
+              f"{profile['chunks']}, classify_chunk): {profile['chunk_s']:.2f} s under cProfile (first chunk "
+              f"{profile['first_chunk_s']:.2f} s); rasterio.open calls: {opens['calls']} ({opens['seconds']:.3f} s)")
         print(f"  {'own s':>7} {'cum s':>7} {'calls':>8}  function")
         for row in profile["top"]:
             print(f"  {row['own_s']:7.3f} {row['cumulative_s']:7.3f} {row['calls']:>8}  {row['where']}")
