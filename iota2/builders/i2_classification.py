@@ -278,8 +278,7 @@ class I2Classification(Builder):
                                  {"region": region, "run": run, "output_path": out, "learner_name": learner_name,
                                   "settings": learner_settings, "data_field": chain["data_field"],
                                   "samples_format": train["samples_format"], "random_seed": train["random_seed"]},
-                                 [merged]))
-            learning[-1].resources = learner_resources  # threads and GPU of the fit, for the scheduler
+                                 [merged], resources=learner_resources))  # threads and GPU of the fit
         merged_chunks = {}
         for tile in self.tiles:
             chunks = [task(f"classification_{tile}_chunk_{index}", "classification",

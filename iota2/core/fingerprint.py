@@ -6,7 +6,8 @@ which ``(section, key)`` pairs it reads (a whole section when it iterates or cop
 configuration when it copies it). The fingerprint of the finished task is a hash of
 
 * its function and its other keyword arguments (tile, grid, window, dates, run, settings ...), with the size
-  and modification time of each argument naming a file;
+  and modification time of each argument naming a file outside the output folder (an input: files inside it
+  are the run's own products);
 * the current values of the configuration keys it read, and for a value naming an existing file, that
   file's size and modification time (a ground truth or nomenclature edited in place);
 * the fingerprints of the tasks it depends on (so a task rerun because its inputs changed makes every
@@ -19,10 +20,13 @@ configuration with the keys it read last time; the task is up to date only if it
 
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import hashlib
 import json
 import os
+from pathlib import Path
 from typing import Any, Iterable
 
 WHOLE = "*"
@@ -184,13 +188,31 @@ def read_values(config: dict | None, reads: Iterable[str]) -> list:
     return values
 
 
+def _outside(value: Any, folder: Path | None) -> Any:
+    """``value`` with the strings naming a path inside ``folder`` (the run's own products) blanked."""
+    if folder is None:
+        return value
+    if isinstance(value, dict):
+        return {key: _outside(item, folder) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_outside(item, folder) for item in value]
+    if isinstance(value, str) and value and len(value) <= 4096 and os.path.isabs(value):
+        with contextlib.suppress(OSError, ValueError):
+            if Path(value).resolve().is_relative_to(folder):
+                return None
+    return value
+
+
 def task_fingerprint(function: str, kwargs: dict, reads: Iterable[str], dependency_fingerprints: Iterable[str],
-                     version: str | None = None) -> str:
+                     version: str | None = None, output_folder: str | Path | None = None) -> str:
     """The fingerprint of a task (see the module docstring); ``kwargs["config"]``, if any, is the configuration
-    mapping and only the keys in ``reads`` count."""
+    mapping and only the keys in ``reads`` count. Arguments naming files inside ``output_folder`` are products of
+    the run (an input is never there: :func:`iota2.core.output_folder.check_output_folder`): their state does not
+    count, only their names."""
     if version is None:
         from iota2 import __version__ as version
     arguments = {key: value for key, value in kwargs.items() if key != "config"}
-    payload = [version, function, _canonical(arguments), _canonical(_files_in(arguments)),
+    folder = Path(output_folder).resolve() if output_folder is not None else None
+    payload = [version, function, _canonical(arguments), _canonical(_files_in(_outside(arguments, folder))),
                _canonical(read_values(kwargs.get("config"), reads)), list(dependency_fingerprints)]
     return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()[:32]

@@ -52,6 +52,9 @@ class Task:
     upstream
         Dependencies in the full graph that a sub-graph left out (their outputs come from an earlier run);
         they count in the task's fingerprint.
+    resources
+        What the task needs beyond one slot (:class:`iota2.core.learner.Resources`: threads, memory, GPU), or
+        None; the scheduler caps its threads and sends a GPU request to workers that declare one.
     """
 
     name: str
@@ -60,6 +63,7 @@ class Task:
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     dependencies: list[str] = dataclasses.field(default_factory=list)
     upstream: list[str] = dataclasses.field(default_factory=list)
+    resources: Any = None
 
     @property
     def function_name(self) -> str:
@@ -108,7 +112,7 @@ class Graph:
         return re.sub(r"[^A-Za-z0-9_.]+", "_", name)
 
     def add_task(self, name: str, step: str, function, kwargs: dict | None = None,
-                 dependencies: list["Task | str | None"] | None = None) -> Task:
+                 dependencies: list["Task | str | None"] | None = None, resources=None) -> Task:
         """Add a task and return it.
 
         Parameters
@@ -124,6 +128,8 @@ class Graph:
         dependencies
             Tasks (as returned by this method) or their names, that must succeed before it starts; ``None``
             entries are ignored.
+        resources
+            What the task needs (:class:`iota2.core.learner.Resources`), or None.
         """
         name = self.task_name(name)
         if name in self.tasks:
@@ -139,7 +145,7 @@ class Graph:
                 raise ValueError(f"task {name!r} depends on unknown task {dep_name!r}")
             if dep_name not in deps:
                 deps.append(dep_name)
-        task = Task(name, step, function, dict(kwargs or {}), deps)
+        task = Task(name, step, function, dict(kwargs or {}), deps, resources=resources)
         self.tasks[name] = task
         return task
 
@@ -171,7 +177,8 @@ class Graph:
             if task.step in selected.steps:
                 kept = [dep for dep in task.dependencies if self.tasks[dep].step in selected.steps]
                 dropped = [dep for dep in task.all_dependencies if dep not in kept]
-                selected.tasks[task.name] = Task(task.name, task.step, task.function, task.kwargs, kept, dropped)
+                selected.tasks[task.name] = Task(task.name, task.step, task.function, task.kwargs, kept, dropped,
+                                                   task.resources)
         selected.full = self.full
         return selected
 
@@ -187,7 +194,7 @@ class Graph:
             if any(dep not in current for dep in dependencies):
                 continue
             fingerprint = task_fingerprint(task.function_name, task.kwargs, record.reads,
-                                           [current[dep] for dep in dependencies])
+                                           [current[dep] for dep in dependencies], output_folder=status.path.parent)
             if fingerprint == record.fingerprint:
                 current[name] = fingerprint
         return current

@@ -26,6 +26,7 @@ from iota2.core.errors import ConfigError, OutputWriteError, TaskFailedError
 from iota2.core.fingerprint import RecordingConfig, task_fingerprint
 from iota2.core.graph import Graph, Task, TaskStatus
 from iota2.core.layout import OutputLayout
+from iota2.core.learner import dask_resources, task_threads_of
 from iota2.core.raster import DISK_ERRNOS
 
 LOGGER = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class _DebugExecutor:
         self.allowed_retry = allowed_retry
         self.finished: list = []
 
-    def submit(self, name, args):
+    def submit(self, name, args, resources=None):  # noqa: ARG002 - one process: nothing to place
         error, reads = None, []
         for _attempt in range(self.allowed_retry + 1):
             try:
@@ -136,8 +137,9 @@ class _DaskExecutor:
         self.as_completed = as_completed([], with_results=False)
         self.names = {}
 
-    def submit(self, name, args):
-        future = self.client.submit(run_task, *args, key=name, retries=self.allowed_retry, pure=False)
+    def submit(self, name, args, resources=None):
+        future = self.client.submit(run_task, *args, key=name, retries=self.allowed_retry, pure=False,
+                                    resources=resources or None)
         self.names[future.key] = name
         self.as_completed.add(future)
 
@@ -198,13 +200,13 @@ class _WhileStartingExecutor:
     def _run_here(self, name, args, attempt: int = 0) -> None:
         self.running[self.local.submit(run_task, *args)] = (name, args, attempt)
 
-    def submit(self, name, args):
+    def submit(self, name, args, resources=None):
         if self._ready():
-            self.dask.submit(name, args)
-        elif not self.running:
+            self.dask.submit(name, args, resources)
+        elif not self.running and not resources:
             self._run_here(name, args)
         else:
-            self.waiting.append((name, args))
+            self.waiting.append((name, args, resources))
 
     def wait_any(self):
         while True:
@@ -287,6 +289,19 @@ def start_worker_server() -> str:
     return "forkserver"
 
 
+def _local_worker_resources(config) -> dict | None:
+    """``{"GPU": 1}`` for the workers of a local cluster when the run's learner would use a GPU and one is there."""
+    if config is None:
+        return None
+    try:
+        from iota2.core.learner import local_worker_resources, select_learner
+
+        learner = select_learner(config)
+        return local_worker_resources(learner, learner.settings_from_config(config))
+    except Exception:  # noqa: BLE001 - a configuration without learner (a features map): plain workers
+        return None
+
+
 def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_run: bool = False):
     """Create the dask cluster of a scheduler type (``None`` for ``debug``).
 
@@ -303,9 +318,13 @@ def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_r
         # faster than interpreters spawned from scratch (0.6 s of the benchmark's 2 cores) and share those pages
         method = start_worker_server()
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
-            return LocalCluster(n_workers=nb_parallel_tasks, threads_per_worker=1, processes=True,
-                                memory_limit=0, dashboard_address=":0", preload=["iota2.core.worker_preload"],
-                                env={THREADS_ENV: str(max(1, (os.cpu_count() or 1) // nb_parallel_tasks))})
+            worker_resources = _local_worker_resources(config)
+            cluster = LocalCluster(n_workers=nb_parallel_tasks, threads_per_worker=1, processes=True,
+                                   memory_limit=0, dashboard_address=":0", preload=["iota2.core.worker_preload"],
+                                   env={THREADS_ENV: str(max(1, (os.cpu_count() or 1) // nb_parallel_tasks))},
+                                   resources=worker_resources)
+            cluster.iota2_worker_resources = worker_resources  # what tasks may ask for (a GPU)
+            return cluster
     if scheduler_type in ("Slurm", "PBS"):
         import dask_jobqueue
 
@@ -391,6 +410,11 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
         executor = _WhileStartingExecutor(cluster, allowed_retry)
     else:
         executor = _DaskExecutor(cluster, allowed_retry)
+    worker_resources = None
+    if cluster is not None:  # what the workers declare (a GPU), to send tasks that ask for one there
+        worker_resources = getattr(cluster, "iota2_worker_resources", None)
+        if worker_resources is None and scheduler_type == "localCluster":
+            worker_resources = _local_worker_resources(config)
     bar = None
     if progress and to_run:
         from tqdm import tqdm
@@ -435,9 +459,9 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
                 # on this machine, the cores are shared by the tasks about to run: a task that runs alone
                 # (learning a single model, a serial step) gets them all; cluster jobs keep their own setting
                 in_flight = 1 if cluster is None else min(nb_parallel_tasks, len(running) + len(ready))
-                threads = max(1, cores // in_flight) if local else None
+                threads = task_threads_of(task.resources, max(1, cores // in_flight) if local else None)
                 executor.submit(name, (function, task.kwargs, str(task_log_path(output_path, task)), log_level,
-                                       threads))
+                                       threads), dask_resources(task.resources, worker_resources))
             if not running:
                 break
             for name, error, reads in executor.wait_any():
@@ -448,7 +472,8 @@ def execute(graph: Graph, output_path: str | Path, scheduler_type: str = "debug"
                     dependencies = task.all_dependencies
                     if all(dep in fingerprints for dep in dependencies):
                         fingerprints[name] = task_fingerprint(task.function_name, task.kwargs, reads,
-                                                              [fingerprints[dep] for dep in dependencies])
+                                                              [fingerprints[dep] for dep in dependencies],
+                                                              output_folder=status.path.parent)
                         record(status, name, "done", fingerprints[name], reads)
                     else:  # an earlier output of unknown origin: the task is rerun by the next -restart
                         record(status, name, "done")

@@ -88,3 +88,11 @@ def test_an_argument_naming_a_file_edited_in_place_changes_the_fingerprint(tmp_p
     assert task_fingerprint("m:f", {"ground_truth": str(truth), "output_path": str(tmp_path)}, [], []) == base
     os.utime(truth, ns=(1, 1))
     assert task_fingerprint("m:f", {"ground_truth": str(truth), "output_path": str(tmp_path)}, [], []) != base
+    # a file inside the output folder is a product of the run: its changes are not an input's
+    product = tmp_path / "out" / "trace.txt"
+    product.parent.mkdir()
+    product.write_text("a")
+    before = task_fingerprint("m:f", {"path": str(product)}, [], [], output_folder=tmp_path / "out")
+    product.write_text("ab")
+    assert task_fingerprint("m:f", {"path": str(product)}, [], [], output_folder=tmp_path / "out") == before
+    assert task_fingerprint("m:f", {"path": str(product)}, [], []) != before

@@ -91,3 +91,16 @@ def test_dependencies_are_tasks_or_names_whatever_their_characters():
     assert by_task.dependencies == by_name.dependencies == [north_east.name]
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         graph.add_task("x", "b", "m:f", dependencies=["nope"])
+
+
+def test_task_resources_survive_a_subgraph():
+    from iota2.core.learner import Resources
+
+    graph = Graph(["a", "b"])
+    graph.add_step("first", "a", "")
+    graph.add_step("second", "b", "")
+    first = graph.add_task("t1", "first", "m:f")
+    graph.add_task("t2", "second", "m:g", dependencies=[first], resources=Resources(threads=3, gpu=True))
+    selected = graph.subgraph(["b"])
+    assert selected.tasks["t2"].resources == Resources(threads=3, gpu=True)
+    assert selected.tasks["t2"].upstream == ["t1"]

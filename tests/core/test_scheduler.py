@@ -82,14 +82,16 @@ def test_retries(tmp_path, scheduler):
 
 
 def test_restart_skips_finished_tasks(tmp_path):
-    graph = diamond(tmp_path)
+    out = tmp_path / "out"  # the tasks write their trace among the run's products
+    out.mkdir()
+    graph = diamond(out)
     graph.tasks["join"].function = "scheduler_tasks:fail"
     graph.tasks["join"].kwargs = {"message": "disk full"}
     with pytest.raises(TaskFailedError):
-        execute(graph, tmp_path / "out", "localCluster", 2, progress=False)
-    graph = diamond(tmp_path)
-    execute(graph, tmp_path / "out", "localCluster", 2, restart=True, progress=False)
-    assert sorted(trace(tmp_path)) == ["join", "left", "right", "start"]  # each ran once
+        execute(graph, out, "localCluster", 2, progress=False)
+    graph = diamond(out)
+    execute(graph, out, "localCluster", 2, restart=True, progress=False)
+    assert sorted(trace(out)) == ["join", "left", "right", "start"]  # each ran once
 
 
 def test_without_restart_everything_runs_again(tmp_path):
@@ -165,6 +167,21 @@ def test_a_task_running_alone_gets_every_core(tmp_path, scheduler):
     assert int(threads["alone"]) == cores
     paired = cores if scheduler == "debug" else max(1, cores // 2)
     assert int(threads["a"]) == int(threads["b"]) == paired
+
+
+def test_a_task_gets_no_more_threads_than_its_resources_ask(tmp_path):
+    """A learner that uses one thread (declared in its task's resources) is not given every core."""
+    from iota2.core.learner import Resources
+
+    out = str(tmp_path / "trace.txt")
+    graph = Graph(["work"])
+    graph.add_step("fit", "work", "fit")
+    graph.add_task("single", "fit", "scheduler_tasks:record_threads", {"path": out, "text": "single"},
+                   resources=Resources(threads=1))
+    graph.add_task("free", "fit", "scheduler_tasks:record_threads", {"path": out, "text": "free"}, ["single"])
+    execute(graph, tmp_path / "out", "debug", 1, progress=False)
+    threads = dict(line.split("=") for line in trace(tmp_path))
+    assert int(threads["single"]) == 1 and int(threads["free"]) == os.cpu_count()
 
 
 def _starting_cluster(workers: int, delay: float, ready_marker: Path | None = None):
@@ -261,7 +278,8 @@ def test_progress_bar_names_the_running_steps_and_gives_no_time_estimate():
 
 def test_graphs_with_their_own_journals_keep_their_restart_states(tmp_path):
     """Two builders' graphs run into one folder, with the same task names: each keeps its own journal."""
-    out = str(tmp_path / "trace.txt")
+    (tmp_path / "out").mkdir()
+    out = str(tmp_path / "out" / "trace.txt")  # a product of the run (not an input whose edits count)
     graphs = []
     for journal in ("IOTA2_tasks_status.txt", "IOTA2_tasks_status_other.txt"):
         graph = Graph(["g"], status_file=journal)
@@ -273,7 +291,8 @@ def test_graphs_with_their_own_journals_keep_their_restart_states(tmp_path):
     assert TaskStatus(tmp_path / "out" / "IOTA2_tasks_status.txt").is_done("create_directories")
     assert TaskStatus(tmp_path / "out" / "IOTA2_tasks_status_other.txt").is_done("create_directories")
     execute(graphs[0], tmp_path / "out", "debug", progress=False, restart=True)
-    assert (tmp_path / "trace.txt").read_text().split() == ["IOTA2_tasks_status.txt", "IOTA2_tasks_status_other.txt"]
+    assert (tmp_path / "out" / "trace.txt").read_text().split() == ["IOTA2_tasks_status.txt",
+                                                                   "IOTA2_tasks_status_other.txt"]
 
 
 def test_a_local_cluster_does_not_warn_when_port_8787_is_taken():

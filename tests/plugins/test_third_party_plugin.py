@@ -28,7 +28,7 @@ def test_example_plugin_is_listed_and_used(tmp_path, make_config, installed_clas
     assert main(["-config", str(config), "-scheduler_type", "localCluster", "-nb_parallel_tasks", "2",
                  "-no_progress"]) == 0
     summary = json.loads((tmp_path / "out" / "model" / "model_1_seed_0.json").read_text())
-    assert summary["learner"] == "SoftCentroidClassifier"
+    assert summary["learner"] == "sklearn" and summary["estimator"] == "SoftCentroidClassifier"
     assert (tmp_path / "out" / "final" / "RESULTS.txt").exists()
 
 
