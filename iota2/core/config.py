@@ -204,7 +204,8 @@ CORE_SECTIONS: list[Section] = [
                                   "(all|constant|byclass|percent|total|smallest) and their 'strategy.*' keys, "
                                   "'rand' seed, 'per_model' overrides."),
         "features": Param("list", ["NDVI", "NDWI", "Brightness"], "Spectral indices computed per date; [] for none."),
-        "deep_learning_parameters": Param("dict", None, "Deep-learning settings (dl_name, epochs, ...)."),
+        "deep_learning_parameters": Param("dict", None, "Deep-learning settings (dl_name, epochs, "
+                                           "model_selection_criterion ...; every key in docs/deep_learning.md)."),
         "enable_autocontext": Param("bool", False, "Contextual (autocontext) classification."),
         "autocontext_iterations": Param("int", 3, "Number of autocontext iterations.",
                                         check=_between(1, 100)),

@@ -38,8 +38,11 @@ def write_truth(frame, path):
     ({"chain": {"s2_path": "/nonexistent/s2"}}, "/nonexistent/s2"),
     ({"chain": {"first_step": "writing"}}, "chain.first_step = 'writing'"),
     ({"sensors_data_interpolation": {"write_outputs": True}}, "write_outputs: not available"),
-    ({"arg_train": {"deep_learning_parameters": {"dl_name": "MLPClassifier", "epochs": 200,
-                                                 "model_selection_criterion": "fscore"}}}, "deep learning"),
+    ({"arg_train": {"deep_learning_parameters": {"dl_name": "MLPClassifer", "epochs": 200,
+                                                 "model_selection_criterion": "fscore"}}}, "LTAEClassifier"),
+    ({"arg_train": {"deep_learning_parameters": {"dl_name": "MLPClassifier", "epochs": 0}}}, "epochs"),
+    ({"arg_train": {"deep_learning_parameters": {"dl_name": "MLPClassifier",
+                                                 "model_selection_criterion": "f1"}}}, "fscore"),
 ])
 def test_config_errors(tmp_path, make_config, capsys, sections, message):
     config = make_config(**sections)
