@@ -326,7 +326,7 @@ def speedups(runs: list[dict]) -> dict[int, dict]:
     return out
 
 
-def print_report(args, runs: list[dict], mem: list[dict], load: tuple[str, str]) -> dict:
+def print_throughput(args, runs: list[dict], verdicts: dict) -> None:
     dates = len(args.date_list)
     print()
     print(f"=== features map ({FUNCTIONS}, concat_mode False): 1 tile {args.size}x{args.size} px, {dates} dates "
@@ -359,7 +359,6 @@ def print_report(args, runs: list[dict], mem: list[dict], load: tuple[str, str])
           f"the last one; workers registered {min(ups, default=0):.2f}-{max(ups, default=0):.2f} s after the "
           "process start")
     ratios = speedups(runs)
-    verdicts = {}
     print()
     for chunks, ratio in ratios.items():
         note = "  (one task: nothing to share)" if chunks == 1 else ""
@@ -371,6 +370,12 @@ def print_report(args, runs: list[dict], mem: list[dict], load: tuple[str, str])
         verdicts["speedup"] = ok
         print(f"SPEEDUP 1 -> 2 workers ({top} chunks, writing group): {ratios[top]['writing']:.2f}x   "
               f"target >= {SPEEDUP_TARGET}x: {verdict(ok)}")
+
+
+def print_report(args, runs: list[dict], mem: list[dict], load: tuple[str, str]) -> dict:
+    verdicts = {}
+    if runs:
+        print_throughput(args, runs, verdicts)
     if mem:
         print()
         print(f"=== peak memory of one chunk task (write_chunk in a fresh process), chunk_size_mode auto, "

@@ -52,3 +52,15 @@ def test_bench_features_map_quick(tmp_path):
     assert len(saved["throughput"]) == 4 and len(saved["memory"]) == 2
     assert all(run["pixel_dates"] == 200 * 200 * 6 for run in saved["throughput"])
     assert set(saved["verdicts"]) == {"speedup", "memory"}
+
+
+@pytest.mark.slow
+def test_bench_features_map_memory_only(tmp_path):
+    command = [sys.executable, str(SCRIPT), "--quick", "--skip-throughput", "--memory-sizes", "200,400",
+               "--work", str(tmp_path / "work")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "SPEEDUP" not in result.stdout and "px*dates/s" not in result.stdout, output[-4000:]
+    assert re.search(r"^PEAK MEMORY PER CHUNK TASK 200-400 px: .*(PASS|MISS)$", result.stdout, re.MULTILINE), \
+        output[-4000:]
