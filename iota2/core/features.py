@@ -335,7 +335,8 @@ def bytes_per_pixel(config, tile: str, dates_by_sensor: dict[str, list[str]],
         total += cls(config, tile).bytes_per_pixel(len(dates_by_sensor[cls.config_section]))
     if config["external_features"].get("functions"):
         # accessors' series (rows, cols, dates) float32 kept for the window, the functions' output, and the copy
-        # made when it is appended to the default features
+        # made when it is appended to the default features (measured with get_ndvi + laplace_ndvi at 36 dates:
+        # 7.3 kB per pixel, estimated 12.7 kB)
         dates = max((len(dates) for dates in dates_by_sensor.values()), default=1)
-        total = total * 2 + 8 * 4 * max(dates, 1)
+        total = total + 8 * 4 * max(dates, 1)
     return int(total * 1.5) + 64
