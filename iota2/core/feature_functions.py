@@ -79,12 +79,21 @@ def _user_line(exc: BaseException, path: str) -> str:
     return f" (line {lines[-1]})" if lines else ""
 
 
-def load_module(path: str | Path):
+def load_module(path: str | Path, key: str = "external_features.module", what: str = "your feature functions"):
     """Import the Python file ``path`` under a private module name, never through ``sys.path``.
 
     The module is cached by path, modification time and size: a task that rebuilds the functions of its
     configuration does not import the file again, and an edited file is imported anew. No bytecode file is
     written next to it.
+
+    Parameters
+    ----------
+    path
+        The ``.py`` file.
+    key
+        The configuration key that names the file, written at the start of every error message.
+    what
+        What the file defines, for the messages (``give the path of a .py file defining <what>``).
 
     Raises
     ------
@@ -94,32 +103,31 @@ def load_module(path: str | Path):
     """
     path = Path(path)
     if path.suffix != ".py":
-        raise ConfigError(f"external_features.module: {path} is not a Python file; give the path of a .py file "
-                          "defining your feature functions")
+        raise ConfigError(f"{key}: {path} is not a Python file; give the path of a .py file defining {what}")
     if not path.is_file():
-        raise ConfigError(f"external_features.module: {path} does not exist; give the absolute path of the .py "
-                          "file defining your feature functions")
+        raise ConfigError(f"{key}: {path} does not exist; give the absolute path of the .py file defining {what}")
     path = path.resolve()
     stat = path.stat()
-    key, stamp = str(path), (stat.st_mtime_ns, stat.st_size)
-    cached = _MODULES.get(key)
+    source_key, stamp = str(path), (stat.st_mtime_ns, stat.st_size)
+    cached = _MODULES.get(source_key)
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    name = "_iota2_feature_module_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+    name = "_iota2_feature_module_" + hashlib.sha1(source_key.encode()).hexdigest()[:16]
     module = types.ModuleType(name)
-    module.__file__ = key
+    module.__file__ = source_key
     sys.modules[name] = module  # dataclasses and pickling inside the module look themselves up there
     try:
         # compiled from the source each time, without bytecode file: an edit is never hidden by a stale cache,
         # and nothing is written next to the user's file
         source = path.read_bytes()
-        exec(compile(source, key, "exec", dont_inherit=True), module.__dict__)  # noqa: S102 - the user's own module
+        code = compile(source, source_key, "exec", dont_inherit=True)
+        exec(code, module.__dict__)  # noqa: S102 - the user's own module
     except Exception as exc:
         sys.modules.pop(name, None)
-        LOGGER.error("external_features.module %s failed to import", path, exc_info=exc)
-        raise ConfigError(f"external_features.module: {path} failed to import{_user_line(exc, str(path))}: "
+        LOGGER.error("%s %s failed to import", key, path, exc_info=exc)
+        raise ConfigError(f"{key}: {path} failed to import{_user_line(exc, str(path))}: "
                           f"{type(exc).__name__}: {exc}; fix the file (python {path} shows the error)") from exc
-    _MODULES[key] = (stamp, module)
+    _MODULES[source_key] = (stamp, module)
     return module
 
 

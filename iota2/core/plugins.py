@@ -50,6 +50,7 @@ def refresh_plugins() -> pluggy.PluginManager:
     builders.cache_clear()
     classifiers.cache_clear()
     learners.cache_clear()
+    dl_models.cache_clear()
     return get_plugin_manager()
 
 
@@ -106,6 +107,22 @@ def learners() -> dict:
                               f"{getattr(learner_class, 'name', None)!r}; a learner class's name must be the name it "
                               "is registered under: fix the plugin ('iota2 plugins' lists where it comes from)")
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def dl_models() -> dict:
+    """Return ``{name: network class}`` for every deep-learning network registered through
+    ``iota2_register_dl_models`` (the built-ins of :mod:`iota2.plugins.dl_models` and those of installed packages).
+
+    The built-in networks are imported with torch on this call; without torch they are absent and the deep-learning
+    learner says how to install it.
+
+    Raises
+    ------
+    PluginError
+        Two plugins register one name (the message says to uninstall one of them).
+    """
+    return _merge_dicts("network", get_plugin_manager().hook.iota2_register_dl_models())
 
 
 def commands() -> dict:

@@ -206,11 +206,7 @@ def module_networks(path: str | Path) -> dict:
     torch = _require_torch()
     from iota2.core.feature_functions import load_module
 
-    try:
-        module = load_module(path)
-    except ConfigError as error:
-        raise ConfigError(str(error).replace("external_features.module", f"{SECTION}.dl_module")
-                          .replace("your feature functions", "your networks")) from error
+    module = load_module(path, key=f"{SECTION}.dl_module", what="your networks")
     found = {name: value for name, value in vars(module).items()
              if isinstance(value, type) and issubclass(value, torch.nn.Module)
              and value.__module__ == module.__name__}
@@ -221,25 +217,19 @@ def module_networks(path: str | Path) -> dict:
 
 
 def registered_networks() -> dict:
-    """``{name: class}`` of the networks registered by plugins (hook ``iota2_register_dl_models``; imports torch).
+    """``{name: class}`` of the networks registered by plugins (:func:`iota2.core.plugins.dl_models`; imports torch).
 
     Raises
     ------
     ConfigError
         torch is not installed.
+    PluginError
+        Two plugins register one name.
     """
     _require_torch()
-    from iota2.core.errors import PluginError
-    from iota2.core.plugins import get_plugin_manager
+    from iota2.core.plugins import dl_models
 
-    merged: dict = {}
-    for result in get_plugin_manager().hook.iota2_register_dl_models():
-        for name, network in (result or {}).items():
-            if name in merged and merged[name] is not network:
-                raise PluginError(f"two plugins register the network '{name}'; uninstall one of them ('iota2 "
-                                  "plugins' lists where each comes from)")
-            merged[name] = network
-    return merged
+    return dl_models()
 
 
 def network_class(dl_name: str, dl_module: str | None = None) -> type:
