@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from iota2.plugins.dl_samples import PARQUET_ROW_GROUP_ROWS  # noqa: E402
+from iota2.plugins.dl_samples import write_random_samples  # noqa: E402
 
 CHILD = """
 import sys, time
@@ -55,38 +52,6 @@ print(rows, seconds, before, hwm())
 """
 
 
-def write_samples(folder: Path, n_rows: int, n_features: int, seed: int = 0) -> dict[str, Path]:
-    """A SQLite (table ``output`` as GDAL writes it) and a Parquet samples file holding the same random rows."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = [f"sentinel2_b{i}_20180105" for i in range(n_features)]
-    paths = {"sqlite": folder / f"samples_{n_rows}x{n_features}.sqlite",
-             "parquet": folder / f"samples_{n_rows}x{n_features}.parquet"}
-    for path in paths.values():
-        path.unlink(missing_ok=True)
-    rng = np.random.default_rng(seed)
-    connection = sqlite3.connect(paths["sqlite"])
-    connection.execute("CREATE TABLE 'output' ( \"ogc_fid\" INTEGER PRIMARY KEY AUTOINCREMENT, 'GEOMETRY' BLOB, "
-                       "'code' BIGINT, 'region' VARCHAR, 'originfid' BIGINT, 'tile_o' VARCHAR, "
-                       + ", ".join(f"'{name}' FLOAT" for name in names) + ")")
-    insert = f"INSERT INTO output (code, region, originfid, tile_o, {', '.join(names)}) VALUES " \
-             f"({', '.join('?' * (n_features + 4))})"
-    frames = []
-    for start in range(0, n_rows, 10_000):
-        count = min(10_000, n_rows - start)
-        values = rng.standard_normal((count, n_features), dtype=np.float32)
-        codes, fids = rng.integers(1, 9, count), rng.integers(0, 500, count)
-        connection.executemany(insert, ([int(c), "1", int(f), "T31TCJ", *row] for c, f, row
-                                        in zip(codes, fids, values.astype(np.float64).tolist())))
-        frames.append(pd.concat([pd.DataFrame({"code": codes, "region": "1", "originfid": fids, "tile_o": "T31TCJ"}),
-                                 pd.DataFrame(values, columns=names)], axis=1))
-    connection.commit()
-    connection.close()
-    table = pd.concat(frames, ignore_index=True)
-    table["x"], table["y"] = 0.0, 0.0
-    table.to_parquet(paths["parquet"], index=False, row_group_size=PARQUET_ROW_GROUP_ROWS)
-    return paths
-
-
 def measure(path: Path, mode: str, batch_size: int) -> dict:
     result = subprocess.run([sys.executable, "-c", CHILD, str(path), mode, str(batch_size)], capture_output=True,
                             text=True, timeout=1800)
@@ -112,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     factors = [int(f) for f in args.factors.split(",")]
     results = []
     for factor in factors:
-        paths = write_samples(args.work, base * factor, n_features)
+        paths = write_random_samples(args.work, base * factor, n_features)
         for samples_format, path in paths.items():
             for mode in ("stream", "whole"):
                 results.append({"format": samples_format, "factor": factor, "mode": mode,

@@ -790,3 +790,48 @@ def __getattr__(name: str):
     if name == "TorchSamplesDataset":
         return _torch_dataset_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def write_random_samples(folder: Path, n_rows: int, n_features: int, seed: int = 0) -> dict[str, Path]:
+    """A SQLite (table ``output`` as GDAL writes it) and a Parquet samples file holding the same random rows
+    (standard normal features, classes 1-8, 500 polygons), written in blocks of 10 000 rows: files larger than
+    memory for tests and benchmarks of streaming readers.
+
+    Returns
+    -------
+    dict
+        ``{"sqlite": path, "parquet": path}``.
+    """
+    import sqlite3
+
+    import pandas as pd
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"sentinel2_b{i}_20180105" for i in range(n_features)]
+    paths = {"sqlite": folder / f"samples_{n_rows}x{n_features}.sqlite",
+             "parquet": folder / f"samples_{n_rows}x{n_features}.parquet"}
+    for path in paths.values():
+        path.unlink(missing_ok=True)
+    rng = np.random.default_rng(seed)
+    connection = sqlite3.connect(paths["sqlite"])
+    connection.execute("CREATE TABLE 'output' ( \"ogc_fid\" INTEGER PRIMARY KEY AUTOINCREMENT, 'GEOMETRY' BLOB, "
+                       "'code' BIGINT, 'region' VARCHAR, 'originfid' BIGINT, 'tile_o' VARCHAR, "
+                       + ", ".join(f"'{name}' FLOAT" for name in names) + ")")
+    insert = f"INSERT INTO output (code, region, originfid, tile_o, {', '.join(names)}) VALUES " \
+             f"({', '.join('?' * (n_features + 4))})"
+    frames = []
+    for start in range(0, n_rows, 10_000):
+        count = min(10_000, n_rows - start)
+        values = rng.standard_normal((count, n_features), dtype=np.float32)
+        codes, fids = rng.integers(1, 9, count), rng.integers(0, 500, count)
+        connection.executemany(insert, ([int(c), "1", int(f), "T31TCJ", *row] for c, f, row
+                                        in zip(codes, fids, values.astype(np.float64).tolist())))
+        frames.append(pd.concat([pd.DataFrame({"code": codes, "region": "1", "originfid": fids, "tile_o": "T31TCJ"}),
+                                 pd.DataFrame(values, columns=names)], axis=1))
+    connection.commit()
+    connection.close()
+    table = pd.concat(frames, ignore_index=True)
+    table["x"], table["y"] = 0.0, 0.0
+    table.to_parquet(paths["parquet"], index=False, row_group_size=PARQUET_ROW_GROUP_ROWS)
+    return paths

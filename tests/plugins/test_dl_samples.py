@@ -14,8 +14,8 @@ import pyogrio
 import pytest
 
 from iota2.core.errors import InputDataError
-from iota2.plugins.dl_samples import (PARQUET_ROW_GROUP_ROWS, FeatureStatistics, SamplesFile, ShuffledBatches,
-                                      feature_statistics, split_by_polygon)
+from iota2.plugins.dl_samples import (FeatureStatistics, SamplesFile, ShuffledBatches, feature_statistics,
+                                      split_by_polygon, write_random_samples)
 
 
 @pytest.fixture(scope="module")
@@ -314,41 +314,11 @@ print(rows, round(total, 1), hwm() - before)
 """
 
 
-def write_big_samples(folder, n_rows: int, n_features: int) -> dict:
-    """A SQLite (the chain's table layout) and a Parquet samples file of random values, same rows."""
-    import sqlite3
-
-    rng = np.random.default_rng(0)
-    names = [f"sentinel2_b{i}_20180105" for i in range(n_features)]
-    sqlite_path, parquet_path = folder / "big.sqlite", folder / "big.parquet"
-    connection = sqlite3.connect(sqlite_path)
-    connection.execute("CREATE TABLE 'output' ( \"ogc_fid\" INTEGER PRIMARY KEY AUTOINCREMENT, 'GEOMETRY' BLOB, "
-                       "'code' BIGINT, 'region' VARCHAR, 'originfid' BIGINT, 'tile_o' VARCHAR, "
-                       + ", ".join(f"'{name}' FLOAT" for name in names) + ")")
-    insert = f"INSERT INTO output (code, region, originfid, tile_o, {', '.join(names)}) VALUES " \
-             f"({', '.join('?' * (n_features + 4))})"
-    frames = []
-    for start in range(0, n_rows, 10_000):
-        count = min(10_000, n_rows - start)
-        values = rng.standard_normal((count, n_features), dtype=np.float32)
-        codes, fids = rng.integers(1, 9, count), rng.integers(0, 500, count)
-        connection.executemany(insert, ([int(c), "1", int(f), "T31TCJ", *row] for c, f, row
-                                        in zip(codes, fids, values.astype(np.float64).tolist())))
-        frames.append(pd.concat([pd.DataFrame({"code": codes, "region": "1", "originfid": fids, "tile_o": "T31TCJ"}),
-                                 pd.DataFrame(values, columns=names)], axis=1))
-    connection.commit()
-    connection.close()
-    table = pd.concat(frames, ignore_index=True)
-    table["x"], table["y"] = 0.0, 0.0
-    table.to_parquet(parquet_path, index=False, row_group_size=PARQUET_ROW_GROUP_ROWS)
-    return {"sqlite": sqlite_path, "parquet": parquet_path}
-
-
 @pytest.mark.slow
 def test_streaming_memory_is_bounded_by_the_batch(tmp_path, capsys):
     """100 000 x 200 features (37x the chain file's values) read in batches of 1024 in a fresh process: the peak RSS
     grows by less than a fifth of what loading it whole with pandas costs."""
-    files = write_big_samples(tmp_path, 100_000, 200)
+    files = write_random_samples(tmp_path, 100_000, 200)
     script = tmp_path / "memory.py"
     script.write_text(MEMORY_SCRIPT)
     for samples_format, path in files.items():
