@@ -451,6 +451,20 @@ def run_child(mode: str, spec: dict, threads: int | None = None) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ report
+def write_json(path: str | Path, payload: dict) -> None:
+    """Write the measurements of a run as JSON (dates and paths as strings)."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, (datetime.datetime, Path)):
+            return str(value)
+        return value
+
+    Path(path).write_text(json.dumps(plain(payload), indent=1))
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -637,17 +651,9 @@ def main(argv=None) -> int:
     print(f"\nbenchmark wall time (everything, including data generation and the stack): "
           f"{time.perf_counter() - bench_start:.1f} s; date {datetime.date.today().isoformat()}")
     if args.json:
-        def plain(value):
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return [plain(v) for v in value]
-            if isinstance(value, (datetime.datetime, Path)):
-                return str(value)
-            return value
-        Path(args.json).write_text(json.dumps(plain({"args": vars(args), "ours": ours, "otb": otb,
-                                                     "profile": profile, "memory": memory,
-                                                     "otb_oa_on_our_pixels": otb_on_ours}), indent=1))
+        write_json(args.json, {"args": vars(args), "ours": ours, "otb": otb,
+                               "profile": profile, "memory": memory,
+                               "otb_oa_on_our_pixels": otb_on_ours})
     return 0
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_chain import (DEFAULT_WORK, TILE, current_rss_kb, ensure_dataset, log, parse_task_logs,  # noqa: E402
-                         peak_rss_kb, span_of, verdict)
+                         peak_rss_kb, span_of, verdict, write_json)
 
 from iota2.core.layout import OutputLayout  # noqa: E402
 
@@ -503,17 +503,9 @@ def main(argv=None) -> int:
         print(profile["stats"])
     print(f"benchmark wall time: {time.perf_counter() - bench_start:.1f} s; date {datetime.date.today().isoformat()}")
     if args.json:
-        def plain(value):
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return [plain(v) for v in value]
-            if isinstance(value, (datetime.datetime, Path)):
-                return str(value)
-            return value
-        Path(args.json).write_text(json.dumps(plain({"args": {k: v for k, v in vars(args).items() if k != "child"},
-                                                     "data": data, "throughput": runs, "memory": mem,
-                                                     "profile": profile, "verdicts": verdicts}), indent=1))
+        write_json(args.json, {"args": {k: v for k, v in vars(args).items() if k != "child"},
+                               "data": data, "throughput": runs, "memory": mem,
+                               "profile": profile, "verdicts": verdicts})
     return 0
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_chain import (DEFAULT_WORK, TILE, builder_of, ensure_dataset, log, parse_task_logs,  # noqa: E402
-                         span_of, verdict, write_config)
+                         span_of, verdict, write_config, write_json)
 
 from iota2.core.layout import OutputLayout  # noqa: E402
 
@@ -322,18 +322,10 @@ def main(argv=None) -> int:
     print_report(args, runs, profile, (load_start, os.getloadavg()[0]))
     print(f"\nbenchmark wall time: {time.perf_counter() - bench_start:.1f} s; date {datetime.date.today().isoformat()}")
     if args.json:
-        def plain(value):
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return [plain(v) for v in value]
-            if isinstance(value, (datetime.datetime, Path)):
-                return str(value)
-            return value
-        Path(args.json).write_text(json.dumps(plain({"args": {k: v for k, v in vars(args).items() if k != "child"},
-                                                     "runs": runs, "steps": step_table(runs),
-                                                     "projection": projection(runs[-1], args.nb_parallel_tasks),
-                                                     "profile": profile}), indent=1))
+        write_json(args.json, {"args": {k: v for k, v in vars(args).items() if k != "child"},
+                               "runs": runs, "steps": step_table(runs),
+                               "projection": projection(runs[-1], args.nb_parallel_tasks),
+                               "profile": profile})
     return 0
 
 
