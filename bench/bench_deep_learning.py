@@ -123,7 +123,8 @@ def run_chain(config_path: Path, output: Path, args) -> dict:
     summary = multi_run_summary(matrices)
     steps = parse_task_logs(output)
     return {"wall_s": wall, "load_before": load, "load_after": load_average(), "steps": steps,
-            "oa": [float(r["oa"]) for r in summary["per_run"]], "kappa": [float(r["kappa"]) for r in summary["per_run"]],
+            "oa": [float(r["oa"]) for r in summary["per_run"]],
+            "kappa": [float(r["kappa"]) for r in summary["per_run"]],
             "oa_mean": summary["oa"]["mean"], "oa_half_width": summary["oa"]["half_width"],
             "kappa_mean": summary["kappa"]["mean"], "kappa_half_width": summary["kappa"]["half_width"],
             "validation_pixels": int(matrices[0].sum()),
@@ -297,12 +298,15 @@ def print_report(args, chains: dict, throughput: dict, memory: list[dict], contr
         print("(the chunk's features hold NaN: the forest ran scikit-learn's predict_proba, not the compiled kernel)")
     print(f"\nPEAK MEMORY of training {args.memory_network} ({args.memory_epochs} epoch(s), batch {args.batch_size}, "
           f"streamed from the file: IN_MEMORY_MAX_BYTES set to 0 in the child)")
-    print(f"{'rows':>9} {'file MiB':>9} {'streamed':>8} {'fit s':>7} {'samples/s':>10} {'baseline':>10} {'peak RSS':>10}")
+    print(f"{'rows':>9} {'file MiB':>9} {'streamed':>8} {'fit s':>7} {'samples/s':>10} {'baseline':>10} "
+          f"{'peak RSS':>10}")
     for entry in memory:
         print(f"{entry['rows']:>9} {entry['file_mib']:>9.1f} {str(entry['streamed']):>8} {entry['fit_s']:>7.1f} "
-              f"{entry['samples_per_s']:>10.0f} {entry['baseline_kb'] / 1024:>6.1f} MiB {entry['peak_kb'] / 1024:>6.1f} MiB")
+              f"{entry['samples_per_s']:>10.0f} {entry['baseline_kb'] / 1024:>6.1f} MiB "
+              f"{entry['peak_kb'] / 1024:>6.1f} MiB")
     if control:
-        print(f"{control['rows']:>9} {control['file_mib']:>9.1f} {str(control['streamed']):>8} {control['fit_s']:>7.1f} "
+        print(f"{control['rows']:>9} {control['file_mib']:>9.1f} {str(control['streamed']):>8} "
+              f"{control['fit_s']:>7.1f} "
               f"{control['samples_per_s']:>10.0f} {control['baseline_kb'] / 1024:>6.1f} MiB "
               f"{control['peak_kb'] / 1024:>6.1f} MiB  (control: the same file held in memory, the learner's default "
               "below IN_MEMORY_MAX_BYTES)")
@@ -394,7 +398,8 @@ def main(argv=None) -> int:
         name = f"dl_{tag.lower()}_{args.size}px_{len(args.date_list)}dates_{args.runs}runs"
         configs[tag] = write_config(work / f"config_{name}.yaml", dataset, work / f"run_{name}", args, dl_name)
         chains[tag] = run_chain(configs[tag], work / f"run_{name}", args)
-        log(f"chain {tag}: {chains[tag]['wall_s']:.1f} s, OA {interval(chains[tag]['oa_mean'], chains[tag]['oa_half_width'])}, "
+        chain = chains[tag]
+        log(f"chain {tag}: {chain['wall_s']:.1f} s, OA {interval(chain['oa_mean'], chain['oa_half_width'])}, "
             f"classification {chains[tag]['classification_sum_s']:.1f} task s")
 
     rf_output = OutputLayout(work / f"run_dl_rf_{args.size}px_{len(args.date_list)}dates_{args.runs}runs")
