@@ -46,7 +46,7 @@ sys.path.insert(0, str(BENCH_DIR.parent))
 sys.path.insert(0, str(BENCH_DIR))
 
 from bench_chain import (TILE, builder_of, ensure_dataset, interpolation_step, parse_task_logs,  # noqa: E402
-                         peak_rss_kb, current_rss_kb, span_of)
+                         peak_rss_kb, current_rss_kb, span_of, write_json)
 
 from iota2.core.layout import OutputLayout  # noqa: E402
 
@@ -435,17 +435,8 @@ def main(argv=None) -> int:
     verdicts = print_report(args, chains, throughput, memory, control)
     print(f"\nbenchmark wall time {time.perf_counter() - bench_start:.1f} s; date {datetime.date.today().isoformat()}")
     if args.json:
-        def plain(value):
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return [plain(v) for v in value]
-            if isinstance(value, (datetime.datetime, Path)):
-                return str(value)
-            return value
-        Path(args.json).write_text(json.dumps(plain({"args": vars(args), "chains": chains, "throughput": throughput,
-                                                     "memory": memory, "memory_in_memory": control,
-                                                     "verdicts": verdicts}), indent=1))
+        write_json(args.json, {"args": vars(args), "chains": chains, "throughput": throughput, "memory": memory,
+                               "memory_in_memory": control, "verdicts": verdicts})
     return 0
 
 
