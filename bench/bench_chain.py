@@ -380,6 +380,18 @@ def child_profile(spec: dict) -> dict:
     return result
 
 
+def chunk_task_setup(spec: dict):
+    """The builder of ``spec["config"]``, the tile's chunk windows and grid, and the output folder holding a copy
+    of the models ``spec["models"]``: what a child needs to run the classification task on chunks."""
+    builder = builder_of(Path(spec["config"]))
+    output = Path(spec["output"])
+    for path in spec["models"]:
+        target = OutputLayout(output).models / Path(path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return builder, builder.windows(TILE), builder.grids[TILE], output
+
+
 def child_memory(spec: dict) -> dict:
     """Classify every chunk of a tile with the real task function; report this process's peak RSS."""
     from iota2.builders import classification
@@ -388,14 +400,7 @@ def child_memory(spec: dict) -> dict:
 
     reuse_freed_memory()  # as the chain's workers do
 
-    builder = builder_of(Path(spec["config"]))
-    windows = builder.windows(TILE)
-    grid = builder.grids[TILE]
-    output = Path(spec["output"])
-    for path in spec["models"]:
-        target = OutputLayout(output).models / Path(path).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+    builder, windows, grid, output = chunk_task_setup(spec)
     baseline = current_rss_kb()
     cfg = sensor_config(builder.config)
     chain = builder.config["chain"]

@@ -38,8 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_chain import (DEFAULT_WORK, TILE, builder_of, ensure_dataset, log, parse_task_logs,  # noqa: E402
-                         span_of, verdict, write_config, write_json)
+from bench_chain import (DEFAULT_WORK, TILE, chunk_task_setup, ensure_dataset, log,  # noqa: E402
+                         parse_task_logs, span_of, verdict, write_config, write_json)
 
 from iota2.core.layout import OutputLayout  # noqa: E402
 
@@ -120,14 +120,7 @@ def child_profile(spec: dict) -> dict:
     from iota2.core.allocator import reuse_freed_memory
 
     reuse_freed_memory()  # as the chain's workers do
-    builder = builder_of(Path(spec["config"]))
-    windows = builder.windows(TILE)
-    grid = builder.grids[TILE]
-    output = Path(spec["output"])
-    for path in spec["models"]:
-        target = OutputLayout(output).models / Path(path).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+    builder, windows, grid, output = chunk_task_setup(spec)
     cfg = builder.config.as_dict()
 
     def classify(index: int) -> None:
