@@ -18,11 +18,14 @@ the feature stage read.
 
 from __future__ import annotations
 
+import fnmatch
+
 from iota2.core.builder import Builder
 from iota2.core.errors import ConfigError
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
-from iota2.core.layout import FEATURES_MAP_ENTRIES, FEATURES_MAP_STATUS_FILE, OutputLayout
+from iota2.core.layout import (CLASSIFICATION_FINAL_PRODUCTS, FEATURES_MAP_ENTRIES, FEATURES_MAP_STATUS_FILE,
+                               OutputLayout)
 from iota2.core.tile_steps import sensor_config
 from iota2.core.tiles import TileSet, prepare_tiles
 
@@ -68,6 +71,11 @@ class I2FeaturesMap(Builder):
             if not stem.strip() or "/" in stem or "\\" in stem or stem.startswith(".") or stem != stem.strip():
                 raise ConfigError(f"external_features.output_name = {name!r}: give a file name without folder, e.g. "
                                   "'features_map' (the map is written to final/<output_name>.tif)")
+            taken = [pattern for pattern in CLASSIFICATION_FINAL_PRODUCTS
+                     if fnmatch.fnmatchcase(f"{stem}.tif", pattern)]
+            if taken:  # the map would replace (and a rerun delete) a classification's product in final/
+                raise ConfigError(f"external_features.output_name = {name!r} is the name of a classification product "
+                                  f"in final/ ({taken[0]}); choose another name, e.g. 'features_map'")
         functions = external.get("functions")
         if not functions and external.get("concat_mode") is False:
             raise ConfigError("external_features.concat_mode is False (only the functions' features are written) but "

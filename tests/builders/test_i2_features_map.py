@@ -123,6 +123,8 @@ def test_builder_and_steps_import_nothing_of_the_classification_builder():
 
 @pytest.mark.parametrize("sections, message", [
     ({"external_features": {"output_name": "maps/soil.tif"}}, "external_features.output_name"),
+    ({"external_features": {"output_name": "Classif_Seed_0"}}, "name of a classification product"),
+    ({"external_features": {"output_name": "PixelsValidity.tif"}}, "name of a classification product"),
     ({"external_features": {"concat_mode": False, "functions": None}}, "external_features.concat_mode is False"),
     ({"chain": {"first_step": "sampling"}}, "chain.first_step = 'sampling' is not a group"),
     ({"chain": {"first_step": "writing"}}, "needs the outputs of group 'init'"),
