@@ -158,6 +158,19 @@ class OutputLayout:
         """``features/<T>/nbView.tif``: clear observations per pixel (all sensors)."""
         return self.tile_features(tile) / "nbView.tif"
 
+    def slic(self, tile: str) -> Path:
+        """``features/<T>/tmp/SLIC_<T>.tif``: SLIC superpixel ids of the tile (uint32, 0 = none)."""
+        return self.tile_features_tmp(tile) / f"SLIC_{tile}.tif"
+
+    def slic_chunk(self, tile: str, chunk: int) -> Path:
+        """``features/<T>/tmp/SLIC_<T>_chunk_<i>.tif``: superpixel ids of one chunk, before assembly."""
+        return self.tile_features_tmp(tile) / f"SLIC_{tile}_chunk_{chunk}.tif"
+
+    def segments(self, tile: str) -> Path:
+        """``segmentation/<T>_segments.tif``: a user segmentation's segment ids on the tile grid (uint32,
+        0 = no segment)."""
+        return self.root / "segmentation" / f"{tile}_segments.tif"
+
     def common_mask(self, tile: str) -> Path:
         """``features/<T>/tmp/MaskCommunSL.tif``: 1 where every sensor has data."""
         return self.tile_features_tmp(tile) / "MaskCommunSL.tif"
