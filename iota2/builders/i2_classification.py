@@ -128,9 +128,6 @@ class I2Classification(Builder):
             raise ConfigError("arg_train.deep_learning_parameters: no installed learner handles deep learning; "
                               "install the deep-learning plugin, or remove the section to use "
                               "scikit_models_parameters")
-        if train.get("enable_autocontext"):
-            raise ConfigError("arg_train.enable_autocontext: autocontext is not available in this version; set it to "
-                              "False")
         if self.config["external_features"].get("functions"):  # a missing module or function fails now
             from iota2.core.feature_functions import FeatureFunctions
 
@@ -146,6 +143,8 @@ class I2Classification(Builder):
         train["sample_selection"] = steps.sampling.validate_sample_selection(train["sample_selection"])
         learner_class = select_learner(self.config)  # unknown learner or keyword: fail before any task
         self.learner = (learner_class.name, learner_class.settings_from_config(self.config))
+        if train.get("enable_autocontext"):  # random forests only, as iota2
+            steps.autocontext.check_learner(*self.learner, self.config)
         self.config_checked = True
 
     def check_inputs(self) -> None:
@@ -215,14 +214,24 @@ class I2Classification(Builder):
         step = graph.add_step
         step("create_directories", "init", "create output directories")
         step("validity", "init", "compute pixel validity and common mask by tile")
+        autocontext = bool(train["enable_autocontext"])
+        if autocontext:
+            step("superpixels", "init", "compute SLIC superpixels by tile and chunk (autocontext)")
+            step("superpixels_merge", "init", "assemble the SLIC superpixels of each tile (autocontext)")
         step("ground_truth", "sampling", "clip ground truth to tiles and regions, split learn/validation per run")
         step("truth_pixels", "sampling", "rasterise ground-truth polygons by tile")
         step("selection", "sampling", "select learning samples by model and run")
         step("class_statistics", "sampling", "write class statistics by run")
         step("extraction", "sampling", "extract features of samples by tile and chunk")
         step("merge_samples", "sampling", "merge samples by model and run")
-        step("learning", "learning", "learn one model by region and run")
-        step("classification", "classification", "classify tiles chunk by chunk")
+        if autocontext:
+            step("learning", "learning", "learn one model by region, run and autocontext iteration")
+            step("context", "learning", "classify chunks and count labels per superpixel by autocontext iteration")
+            step("classification", "classification", "classify tiles chunk by chunk, autocontext iterations in "
+                 "sequence")
+        else:
+            step("learning", "learning", "learn one model by region and run")
+            step("classification", "classification", "classify tiles chunk by chunk")
         step("merge_chunks", "classification", "merge classified chunks by tile and run")
         step("mosaic", "mosaic", "mosaic tiles into final maps by run")
         step("pixels_validity", "mosaic", "mosaic pixel validity")
@@ -267,28 +276,41 @@ class I2Classification(Builder):
                             "output_path": out, "data_field": chain["data_field"]}, list(selection.values()))
                       for tile in self.tiles_with_truth for index, window in enumerate(windows[tile])]
         chunks_by_tile = {tile: len(windows[tile]) for tile in self.tiles_with_truth}
-        learning = []
+        learning, merged_samples = [], {}
         for region, run in models:
-            merged = task(f"merge_samples_region_{region}_seed_{run}", "merge_samples",
-                          _task("samples", "merge_region_samples"),
-                          {"region": region, "run": run, "chunks_by_tile": chunks_by_tile, "grids": grids,
-                           "output_path": out, "data_field": chain["data_field"],
-                           "samples_format": train["samples_format"]}, extraction)
+            merged = merged_samples[region, run] = task(
+                f"merge_samples_region_{region}_seed_{run}", "merge_samples", _task("samples", "merge_region_samples"),
+                {"region": region, "run": run, "chunks_by_tile": chunks_by_tile, "grids": grids, "output_path": out,
+                 "data_field": chain["data_field"], "samples_format": train["samples_format"]}, extraction)
+            if autocontext:
+                continue
             learning.append(task(f"learning_region_{region}_seed_{run}", "learning", _task("learning", "train_model"),
                                  {"region": region, "run": run, "output_path": out, "learner_name": learner_name,
                                   "settings": learner_settings, "data_field": chain["data_field"],
                                   "samples_format": train["samples_format"], "random_seed": train["random_seed"]},
                                  [merged], resources=learner_resources))  # threads and GPU of the fit
+        chunk_tasks = {}
+        if autocontext:  # SLIC, then the learning and classification of each iteration
+            chunk_tasks = steps.autocontext.add_autocontext_tasks(
+                graph, tiles=self.tiles, tiles_with_truth=self.tiles_with_truth, grids=grids, windows=windows,
+                dates_by_sensor=self.dates_by_sensor, sensors=sensors, regions=self.regions, runs=runs,
+                all_labels=self.labels, iterations=train["autocontext_iterations"], output_path=out,
+                learner=self.learner, learner_resources=learner_resources, data_field=chain["data_field"],
+                samples_format=train["samples_format"], random_seed=train["random_seed"],
+                by_region=bool(region_path), probability_map=probability_map, compression=compression,
+                remove_tmp_files=chain["remove_tmp_files"], directories=directories, validity=validity, truth=truth,
+                merged_samples=merged_samples)
         merged_chunks = {}
         for tile in self.tiles:
-            chunks = [task(f"classification_{tile}_chunk_{index}", "classification",
-                           _task("classification", "classify_chunk"),
-                           {"config": sensors, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
-                            "dates_by_sensor": self.dates_by_sensor, "regions": self.regions, "runs": runs,
-                            "all_labels": self.labels, "output_path": out, "by_region": bool(region_path),
-                            "probability_map": probability_map, "compression": compression},
-                           learning + [truth, validity[tile]])
-                      for index, window in enumerate(windows[tile])]
+            chunks = chunk_tasks.get(tile) or [
+                task(f"classification_{tile}_chunk_{index}", "classification",
+                     _task("classification", "classify_chunk"),
+                     {"config": sensors, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
+                      "dates_by_sensor": self.dates_by_sensor, "regions": self.regions, "runs": runs,
+                      "all_labels": self.labels, "output_path": out, "by_region": bool(region_path),
+                      "probability_map": probability_map, "compression": compression},
+                     learning + [truth, validity[tile]])
+                for index, window in enumerate(windows[tile])]
             for run in range(runs):
                 merged_chunks[tile, run] = task(f"merge_chunks_{tile}_seed_{run}", "merge_chunks",
                                                 _task("classification", "merge_tile_chunks"),

@@ -354,3 +354,25 @@ class OutputLayout:
         if name.lower().endswith(".tif"):
             name = name[:-4]
         return self.final / f"{name}.tif"
+
+    # ---- autocontext
+    def autocontext_models(self, region: str, run: int) -> Path:
+        """``model/model_<R>_seed_<S>/``: the models of every autocontext iteration of (region, run)."""
+        return self.models / f"model_{region}_seed_{run}"
+
+    def autocontext_model(self, region: str, run: int, iteration: int) -> Path:
+        """``model/model_<R>_seed_<S>/iteration_<K>/model_<R>_seed_<S>.skops``: the model of autocontext iteration
+        ``K`` (1-based), with its ``.json`` summary and ``_forest.npz`` next to it."""
+        return self.autocontext_models(region, run) / f"iteration_{iteration}" / f"model_{region}_seed_{run}.skops"
+
+    def autocontext_samples(self, region: str, run: int, iteration: int) -> Path:
+        """``learningSamples/autocontext/Samples_region_<R>_seed<S>_learn_it_<K>.parquet``: the learning samples
+        plus their context features of iteration ``K - 1`` (``K`` >= 2)."""
+        name = f"Samples_region_{region}_seed{run}_learn_it_{iteration}.parquet"
+        return self.root / "learningSamples" / "autocontext" / name
+
+    def autocontext_counts(self, tile: str, run: int, chunk: int, iteration: int) -> Path:
+        """``classif/autocontext/<T>_seed_<S>_chunk_<i>_it_<K>_superpixel_counts.parquet``: predicted labels counted
+        per superpixel of a chunk at autocontext iteration ``K``."""
+        name = f"{tile}_seed_{run}_chunk_{chunk}_it_{iteration}_superpixel_counts.parquet"
+        return self.root / "classif" / "autocontext" / name
