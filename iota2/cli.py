@@ -48,8 +48,7 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NOT_YET_AVAILABLE = {"i2_obia": "the OBIA builder", "I2Obia": "the OBIA builder",
-                     "i2_vectorization": "the vectorization builder"}
+NOT_YET_AVAILABLE = {"i2_vectorization": "the vectorization builder"}
 """iota2's other builders, named with a message of their own until a plugin provides them."""
 
 

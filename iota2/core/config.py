@@ -262,6 +262,22 @@ CORE_SECTIONS: list[Section] = [
         "concat_mode": Param("bool", True, "Append user features to iota2's (True) or replace them (False)."),
         "output_name": Param("str", None, "Name of the feature map."),
     }, "User feature functions."),
+    Section("obia", {
+        "obia_segmentation_path": Param("str", None, "Segmentation of the OBIA builder (i2_obia): a vector file "
+                                        "(shp, gpkg, sqlite; any CRS, reprojected) of polygons, or a GeoTIFF of "
+                                        "segment ids (0 = no segment); None: SLIC superpixels computed on the "
+                                        "features of each tile."),
+        "stats_used": Param("list", ["mean"], "Statistics describing each object, for every feature: any of "
+                            "mean, count, min, max, std."),
+        "buffer_size": Param("int", None, "Pixels per batch of the per-object statistics of a chunk (bounds their "
+                             "working memory besides the chunk's features); None: 1048576.", check=_positive),
+        "region_priority": Param("str_or_list", None, "Order in which regions claim an object touching several "
+                                 "(region names of chain.region_path); None: numeric order of the names."),
+        "min_class_coverage": Param("float", 0.5, "Smallest share of an object's pixels that the polygons of its "
+                                    "majority class must cover for the object to be a learning (or object-based "
+                                    "validation) sample; 0.5: the majority of its area.",
+                                    check=lambda v: None if 0.0 < v <= 1.0 else "must be > 0 and <= 1"),
+    }, "Object-based classification (builder i2_obia, docs/obia.md).", aliases=("OBIA",)),
     Section("builders", {
         "builders_class_name": Param("list", ["i2_classification"], "Builders to run, in order."),
         "builders_paths": Param("str", None, "Folder of user builders (not supported: install a plugin)."),
@@ -417,17 +433,16 @@ def _section_aliases(sections: dict[str, Section]) -> dict[str, str]:
 OPEN_SECTIONS = {"scikit_models_parameters"}
 
 NOT_AVAILABLE_SECTIONS = {
-    "obia": "the OBIA builder (section 'obia', builder 'i2_obia')",
     "dim_red": "dimensionality reduction (section 'dim_red')",
     "coregistration": "co-registration to a VHR image (section 'coregistration')",
     "simplification": "the vectorization builder (section 'simplification', builder 'i2_vectorization')",
 }
 """iota2's sections whose feature this version does not have: named with a message of their own."""
 
-NOT_AVAILABLE_KEYS = {key: NOT_AVAILABLE_SECTIONS["obia"]
-                      for key in ("obia_segmentation_path", "stats_used", "buffer_size", "region_priority",
-                                  "full_learn_segment")}
-"""Keys of those sections, wherever they are written (iota2 2020 had ``chain.OBIA_segmentation_path``)."""
+NOT_AVAILABLE_KEYS = {"full_learn_segment": "learning from the part of a segment inside its learning polygons "
+                                            "(obia.full_learn_segment: objects are always described by all their "
+                                            "pixels)"}
+"""iota2's keys whose feature this version does not have, wherever they are written."""
 
 
 def _not_available(what: str) -> str:

@@ -57,6 +57,18 @@ FEATURES_MAP_FOLDERS = (FEATURES_MAP_FOLDER, "final", "features", "logs")
 FEATURES_MAP_ENTRIES = tuple(sorted(FEATURES_MAP_FOLDERS + (FEATURES_MAP_STATUS_FILE,)))
 """Top-level entries the features-map builder writes: what ``chain.remove_output_path`` may delete for it."""
 
+# ---- OBIA
+OBIA_STATUS_FILE = "IOTA2_tasks_status_i2_obia.txt"
+"""Journal of the OBIA builder's tasks (its own, so the OBIA and the pixel chain keep separate restart states)."""
+OBIA_FOLDER = "obia"
+"""Zonal statistics, objects and object predictions of the OBIA builder."""
+OBIA_FOLDERS = OUTPUT_FOLDERS + ("segmentation", OBIA_FOLDER, f"{OBIA_FOLDER}/zonal", f"{OBIA_FOLDER}/objects",
+                                 f"{OBIA_FOLDER}/classif")
+"""Folders of the OBIA builder's output tree: the classification builder's and its own (created by its first
+task)."""
+OBIA_ENTRIES = tuple(sorted({folder.split("/")[0] for folder in OBIA_FOLDERS} | {OBIA_STATUS_FILE}))
+"""Top-level entries the OBIA builder writes: what ``chain.remove_output_path`` may delete for it."""
+
 
 @dataclasses.dataclass(frozen=True)
 class OutputLayout:
@@ -137,10 +149,11 @@ class OutputLayout:
         tiles
             Tile names (each has ``features/<T>/tmp``).
         builder
-            ``"i2_classification"`` (:data:`OUTPUT_FOLDERS`) or ``"i2_features_map"``
-            (:data:`FEATURES_MAP_FOLDERS`).
+            ``"i2_classification"`` (:data:`OUTPUT_FOLDERS`), ``"i2_features_map"``
+            (:data:`FEATURES_MAP_FOLDERS`) or ``"i2_obia"`` (:data:`OBIA_FOLDERS`).
         """
-        trees = {"i2_classification": OUTPUT_FOLDERS, "i2_features_map": FEATURES_MAP_FOLDERS}
+        trees = {"i2_classification": OUTPUT_FOLDERS, "i2_features_map": FEATURES_MAP_FOLDERS,
+                 "i2_obia": OBIA_FOLDERS}
         if builder not in trees:
             raise ValueError(f"builder {builder!r}: use one of {', '.join(trees)}")
         return [self.root / folder for folder in trees[builder]] + [self.tile_features_tmp(tile) for tile in tiles]
@@ -376,3 +389,61 @@ class OutputLayout:
         per superpixel of a chunk at autocontext iteration ``K``."""
         name = f"{tile}_seed_{run}_chunk_{chunk}_it_{iteration}_superpixel_counts.parquet"
         return self.root / "classif" / "autocontext" / name
+
+    # ---- OBIA
+    @property
+    def obia_status_file(self) -> Path:
+        """``IOTA2_tasks_status_i2_obia.txt``: the OBIA builder's journal."""
+        return self.root / OBIA_STATUS_FILE
+
+    def zonal_partials(self, tile: str, chunk: int) -> Path:
+        """``obia/zonal/<T>_chunk_<i>.npz``: per-segment partial sums of the features of one chunk (count, sum,
+        sum of squares, min, max), combined into the objects' statistics."""
+        return self.root / OBIA_FOLDER / "zonal" / f"{tile}_chunk_{chunk}.npz"
+
+    def zonal_regions(self, tile: str, chunk: int) -> Path:
+        """``obia/zonal/<T>_chunk_<i>_regions.parquet``: the regions each segment of a chunk touches (segment,
+        region), with ``chain.region_path``."""
+        return self.root / OBIA_FOLDER / "zonal" / f"{tile}_chunk_{chunk}_regions.parquet"
+
+    def object_statistics(self, tile: str) -> Path:
+        """``obia/objects/<T>_objects.parquet``: the objects a tile holds (object key, segment id, pixels, region,
+        centroid) and their statistics, one column per feature and statistic."""
+        return self.root / OBIA_FOLDER / "objects" / f"{tile}_objects.parquet"
+
+    def object_truth(self, tile: str) -> Path:
+        """``obia/objects/<T>_truth.parquet``: ground-truth pixels of the tile per object and ground-truth piece
+        (object, piece, pixels)."""
+        return self.root / OBIA_FOLDER / "objects" / f"{tile}_truth.parquet"
+
+    def object_polygons(self, tile: str) -> Path:
+        """``obia/objects/<T>_polygons.parquet``: the outline of each object of a tile (GeoParquet)."""
+        return self.root / OBIA_FOLDER / "objects" / f"{tile}_polygons.parquet"
+
+    def object_predictions(self, tile: str, run: int) -> Path:
+        """``obia/classif/<T>_seed_<S>_objects.parquet``: label, confidence and probabilities of the objects a
+        tile holds, for one run."""
+        return self.root / OBIA_FOLDER / "classif" / f"{tile}_seed_{run}_objects.parquet"
+
+    def final_objects(self, run: int) -> Path:
+        """``final/Classif_Seed_<S>_objects.gpkg``: the classified objects of every tile (class, confidence,
+        probabilities)."""
+        return self.final / f"Classif_Seed_{run}_objects.gpkg"
+
+    def object_confusion(self, run: int) -> Path:
+        """``final/TMP/Classif_Seed_<S>_objects.csv``: object-based confusion matrix of a run (OTB format)."""
+        return self.final_tmp / f"Classif_Seed_{run}_objects.csv"
+
+    def object_confusion_figure(self, run: int) -> Path:
+        """``final/Confusion_Matrix_Classif_Seed_<S>_objects.png``: the object-based confusion matrix."""
+        return self.final / f"Confusion_Matrix_Classif_Seed_{run}_objects.png"
+
+    @property
+    def pixel_results(self) -> Path:
+        """``final/TMP/RESULTS_pixels.txt``: the pixel-based part of an OBIA run's ``RESULTS.txt``."""
+        return self.final_tmp / "RESULTS_pixels.txt"
+
+    @property
+    def object_results(self) -> Path:
+        """``final/TMP/RESULTS_objects.txt``: the object-based part of an OBIA run's ``RESULTS.txt``."""
+        return self.final_tmp / "RESULTS_objects.txt"

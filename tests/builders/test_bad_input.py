@@ -27,7 +27,8 @@ def write_truth(frame, path):
 
 @pytest.mark.parametrize("sections, message", [
     ({"builders": {"builders_class_name": ["i2_clasification"]}}, "did you mean 'i2_classification'"),
-    ({"builders": {"builders_class_name": ["i2_obia"]}}, "'i2_obia' (the OBIA builder) is not available"),
+    ({"builders": {"builders_class_name": ["i2_vectorization"]}},
+     "'i2_vectorization' (the vectorization builder) is not available"),
     ({"scikit_models_parameters": {"model_type": "RandomForest"}}, "not a registered classifier"),
     ({"scikit_models_parameters": {"model_type": "RandomForestClassifier", "n_trees": 3}}, "n_trees not accepted"),
     ({"scikit_models_parameters": {"model_type": "SVC", "cross_validation_parameters": {"c": [1, 10]}}},

@@ -108,7 +108,7 @@ def test_layout_names_the_features_map_files(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in layout.directories(["T1"], "i2_features_map")] == \
         ["customF", "final", "features", "logs", "features/T1/tmp"]
     with pytest.raises(ValueError, match="i2_features_map"):
-        layout.directories(["T1"], "i2_obia")
+        layout.directories(["T1"], "i2_vectorization")
 
 
 def test_builder_and_steps_import_nothing_of_the_classification_builder():

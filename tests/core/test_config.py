@@ -294,13 +294,31 @@ def test_key_in_the_wrong_section_names_its_section(raw, message):
         validate(raw)
 
 
+def test_the_obia_section_of_the_labwork_is_read():
+    """Labwork 3.2.1: the obia keys under 'obia:' (any spelling of the section), with their defaults."""
+    config = validate({**MINIMAL, "builders": {"builders_class_name": ["i2_obia"]},
+                       "OBIA": {"obia_segmentation_path": "/XXX/segmentation.shp", "stats_used": ['mean', 'std']}})
+    assert config["obia"] == {"obia_segmentation_path": "/XXX/segmentation.shp", "stats_used": ["mean", "std"],
+                              "buffer_size": None, "region_priority": None, "min_class_coverage": 0.5}
+    assert validate(MINIMAL)["obia"]["stats_used"] == ["mean"]
+    assert validate({**MINIMAL, "obia": {"region_priority": [2, 1]}})["obia"]["region_priority"] == ["2", "1"]
+
+
 @pytest.mark.parametrize("raw, message", [
-    ({**MINIMAL, "obia": {"obia_segmentation_path": "/seg.shp", "stats_used": ["mean", "std"]}},
-     "section 'obia': the OBIA builder .* is not available in this version"),
-    ({**MINIMAL, "OBIA": {}}, "section 'OBIA': the OBIA builder"),
     ({"chain": {**MINIMAL["chain"], "OBIA_segmentation_path": "/seg.shp"}},
-     "'chain.OBIA_segmentation_path': the OBIA builder .* is not available"),
-    ({**MINIMAL, "stats_used": ["mean"]}, "'stats_used': the OBIA builder"),
+     "'OBIA_segmentation_path' is a key of section 'obia', not of 'chain'; move it under 'obia:'"),
+    ({**MINIMAL, "stats_used": ["mean"]}, "'stats_used' is a key of section 'obia'; write it indented under 'obia:'"),
+    ({**MINIMAL, "obia": {"buffer_size": 0}}, "obia.buffer_size = 0 must be > 0"),
+    ({**MINIMAL, "obia": {"min_class_coverage": 1.5}}, "obia.min_class_coverage = 1.5 must be > 0 and <= 1"),
+])
+def test_obia_keys_out_of_place_or_out_of_range(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(raw)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({**MINIMAL, "obia": {"full_learn_segment": True}},
+     "'obia.full_learn_segment': learning from the part of a segment .* is not available in this version"),
     ({**MINIMAL, "dimRed": {"targetDimension": 4}}, "dimensionality reduction .* is not available"),
     ({**MINIMAL, "Simplification": {"umc1": 10}}, "vectorization builder .* is not available"),
 ])
