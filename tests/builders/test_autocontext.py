@@ -6,70 +6,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from affine import Affine
-from shapely.geometry import box
 
 from iota2.builders.autocontext import context_names, proportions_at, superpixel_counts
 from iota2.cli import main
 from iota2.core.layout import OutputLayout
 from iota2.core.metrics import coefficients, read_confusion_csv
+from iota2.datagen.noisy_fields import generate_noisy_fields, stack_section
 
 TILES = ("T31TCJ", "T31TDJ")
-DATES = ("20180105", "20180125", "20180214", "20180306")
-BANDS = ("blue", "green", "red", "nir")
-
-
-def noisy_fields(root: Path, size: int = 100, parcel: int = 20, classes: int = 4, sigma: float = 0.9,
-                 seed: int = 3) -> dict:
-    """Two tiles of a 4-band, 4-date stack where every pixel of a field (``parcel`` x ``parcel`` px) has its class
-    profile plus heavy independent noise (``sigma`` times the spread of the profiles), and ground-truth polygons
-    on every field (shrunk by one pixel)."""
-    rng = np.random.default_rng(seed)
-    crs = "EPSG:32631"
-    x0, y0 = 300000.0, 4900020.0
-    width = size * len(TILES)
-    field_rows, field_cols = size // parcel, width // parcel
-    field_class = np.zeros((field_rows, field_cols), np.int64)
-    for index in range(field_rows * field_cols):  # balanced classes
-        field_class.flat[index] = index % classes + 1
-    field_class = rng.permutation(field_class.ravel()).reshape(field_rows, field_cols)
-    class_map = np.repeat(np.repeat(field_class, parcel, axis=0), parcel, axis=1)
-    profiles = rng.uniform(0.0, 1.0, (classes, len(DATES), len(BANDS)))
-    for tile_index, tile in enumerate(TILES):
-        folder = root / "cube" / tile
-        folder.mkdir(parents=True)
-        cols = slice(tile_index * size, (tile_index + 1) * size)
-        transform = Affine(10.0, 0.0, x0 + tile_index * size * 10.0, 0.0, -10.0, y0)
-        for date_index, date in enumerate(DATES):
-            values = profiles[class_map[:, cols] - 1, date_index] + rng.normal(0.0, sigma, (size, size, len(BANDS)))
-            data = np.clip(np.rint(2000 + 1500 * values), 1, 10000).astype(np.int16).transpose(2, 0, 1)
-            with rasterio.open(folder / f"cube_{date}.tif", "w", driver="GTiff", width=size, height=size,
-                               count=len(BANDS), dtype="int16", crs=crs, transform=transform, nodata=-10000) as dst:
-                dst.write(data)
-    codes, geometries = [], []
-    for row in range(field_rows):
-        for col in range(field_cols):
-            codes.append(int(field_class[row, col]))
-            geometries.append(box(x0 + (col * parcel + 1) * 10, y0 - ((row + 1) * parcel - 1) * 10,
-                                  x0 + ((col + 1) * parcel - 1) * 10, y0 - (row * parcel + 1) * 10))
-    truth = root / "truth.gpkg"
-    gpd.GeoDataFrame({"code": codes}, geometry=geometries, crs=crs).to_file(truth)
-    nomenclature = root / "nomenclature.txt"
-    nomenclature.write_text("".join(f"class_{label}:{label}\n" for label in range(1, classes + 1)))
-    colors = root / "colors.txt"
-    colors.write_text("".join(f"{label} {40 * label} 100 {200 - 40 * label}\n" for label in range(1, classes + 1)))
-    return {"tiles": list(TILES), "s2_path": None, "ground_truth": str(truth), "nomenclature": str(nomenclature),
-            "color_table": str(colors), "stack_path": str(root / "cube")}
 
 
 @pytest.fixture(scope="module")
 def noisy_dataset(tmp_path_factory):
-    return noisy_fields(tmp_path_factory.mktemp("noisy"))
+    """Two 100 x 100 px tiles of 20 x 20 px fields whose pixels are very noisy (4 classes, 4 bands, 4 dates)."""
+    dataset = generate_noisy_fields(tmp_path_factory.mktemp("noisy"), tiles=TILES, size=100, parcel=20)
+    return {**dataset, "s2_path": None}
 
 
 def stack_config(path: Path, dataset: dict, output: Path, **sections) -> Path:
@@ -77,8 +32,7 @@ def stack_config(path: Path, dataset: dict, output: Path, **sections) -> Path:
 
     sections = {**sections, "chain": {"s2_path": None, "stack_path": dataset["stack_path"],
                                       **sections.get("chain", {})},
-                "timeseries_stack": {"name": "cube", "band_names": list(BANDS),
-                                     "file_pattern": r"cube_(?P<date>\d{8})\.tif$", "temporal_resolution": 20}}
+                "timeseries_stack": stack_section(dataset)}
     return write_config(path, dataset, output, **sections)
 
 
