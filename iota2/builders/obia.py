@@ -33,7 +33,7 @@ from rasterio.windows import Window
 from iota2.builders.ground_truth import read_formatted
 from iota2.builders.sampling import SELECTION_STREAM, params_for_model, run_seed, select_samples
 from iota2.core.config import Config
-from iota2.core.errors import InputDataError
+from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
 from iota2.core.raster import Grid, atomic_output, label_dtype
@@ -50,6 +50,9 @@ VALIDATION_SETS = ("validation", "both")
 
 OBJECT_COLUMNS = ("object", "segment", "tile", "pixels", "region")
 """Columns of an objects table before the statistics."""
+
+SQLITE_MAX_COLUMNS = 2000
+"""Columns of a SQLite table at most (SQLite's default SQLITE_MAX_COLUMN)."""
 
 
 # ------------------------------------------------------------------ segments and objects
@@ -457,9 +460,13 @@ def object_samples(region: str, run: int, tiles: list[str], output_path: str, da
     selection = selected[["object", "label", "originfid", "region", "tile", "coverage"]]
     with atomic_output(layout.selection(region, run)) as tmp:
         selection.to_parquet(tmp, index=False)
-    points = _object_points(output_path, tiles, selected["object"].to_numpy())
     field = data_field.lower()
     features = [c for c in objects.columns if c not in OBJECT_COLUMNS]
+    if samples_format == "sqlite" and len(features) + 5 > SQLITE_MAX_COLUMNS:
+        raise ConfigError(f"{len(features)} object statistics (features x obia.stats_used) do not fit a SQLite "
+                          f"samples file ({SQLITE_MAX_COLUMNS} columns at most); set arg_train.samples_format: parquet "
+                          "or ask fewer statistics")
+    points = _object_points(output_path, tiles, selected["object"].to_numpy())
     out = pd.DataFrame({field: selected["label"].to_numpy(np.int64), "region": selected["region"].astype(str).to_numpy(),
                         "originfid": selected["originfid"].to_numpy(np.int64),
                         "tile_o": selected["tile"].astype(str).to_numpy()})
