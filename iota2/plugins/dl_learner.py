@@ -75,8 +75,11 @@ SETTINGS = {
 #: streamed from the samples file at each epoch (:class:`iota2.plugins.dl_samples.ShuffledBatches`)
 IN_MEMORY_MAX_BYTES = 1 << 30
 
-#: rows per forward pass of :meth:`DeepLearningLearner.predict_proba`
-PREDICT_BATCH = 65_536
+#: rows per forward pass of :meth:`DeepLearningLearner.predict_proba` on CPU: a batch's activations stay in the
+#: caches (the LTAE at its default size runs 2.6x faster per pixel than with 65 536 rows, the MLP 1.7x)
+PREDICT_BATCH = 4_096
+#: rows per forward pass on a GPU, where larger batches keep it busy
+PREDICT_BATCH_GPU = 65_536
 
 #: format tag of the ``_dl.json`` file
 MODEL_FORMAT = "iota2-dl-model"
@@ -640,12 +643,13 @@ class DeepLearningLearner(Learner):
         self._mean = torch.as_tensor(self.statistics_.mean, dtype=torch.float32, device=self.device_)
         self._scale = torch.as_tensor(self.statistics_.scale, dtype=torch.float32, device=self.device_)
 
-    def predict_proba(self, features: np.ndarray, threads: int = 1, batch: int = PREDICT_BATCH) -> np.ndarray:
+    def predict_proba(self, features: np.ndarray, threads: int = 1, batch: int | None = None) -> np.ndarray:
         """Class probabilities ``(n, len(classes_))`` float32 (softmax of the network's logits).
 
         Features are normalised with the training statistics (in float32); NaN or infinite values are then replaced
-        by 0, the training mean. Rows go through the network ``batch`` at a time, without gradients, on the
-        learner's device; ``threads`` is torch's number of CPU threads during the call (restored after).
+        by 0, the training mean. Rows go through the network without gradients on the learner's device, ``batch``
+        at a time (by default :data:`PREDICT_BATCH` on CPU, :data:`PREDICT_BATCH_GPU` on a GPU); ``threads`` is
+        torch's number of CPU threads during the call (restored after).
         """
         if self.network_ is None:
             raise ValueError("predict_proba of a learner that was neither fitted nor loaded")
@@ -655,10 +659,12 @@ class DeepLearningLearner(Learner):
         if features.ndim != 2 or features.shape[1] != len(self.feature_names):
             raise ValueError(f"expected (n, {len(self.feature_names)}) features, got shape {features.shape}")
         out = np.empty((len(features), len(self.classes_)), np.float32)
+        if batch is None:
+            batch = PREDICT_BATCH if torch.device(self.device_).type == "cpu" else PREDICT_BATCH_GPU
         previous = torch.get_num_threads()
         try:
             torch.set_num_threads(max(1, int(threads)))
-            with torch.no_grad():
+            with torch.inference_mode():
                 for start in range(0, len(features), batch):
                     block = np.ascontiguousarray(features[start:start + batch], dtype=np.float32)
                     x = (torch.from_numpy(block).to(self.device_) - self._mean) / self._scale

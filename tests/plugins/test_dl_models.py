@@ -411,3 +411,23 @@ def test_docs_list_every_hyper_parameter_with_its_default():
         section = doc.split(f"\n### `{name}`\n", 1)[1].split("\n### ", 1)[0]
         for key, (default, _) in cls.hyper_parameters.items():
             assert f"| `{key}` | `{shown(default)}` |" in section, f"{name}.{key} = {default!r} in the docs"
+
+
+def test_ltae_attention_is_the_paper_s_master_query_against_the_keys():
+    """The encoder folds each head's master query into the key weights; its output is the paper's formula."""
+    import math
+
+    from iota2.plugins.dl_networks import LTAEClassifier
+
+    torch.manual_seed(0)
+    doy = torch.tensor([5.0, 40.0, 90.0, 150.0])
+    encoder = LTAEClassifier(4, 6, 3, doy, d_model=32, n_head=4, d_k=5, n_neurons=[32, 16]).eval().encoder
+    series = torch.randn(7, 4, 6)
+    with torch.no_grad():
+        h = encoder.projection_norm(encoder.in_projection(encoder.in_norm(series))) + encoder.positional_encoding
+        keys = encoder.key(h).view(7, 4, 4, 5)  # (batch, dates, heads, d_k)
+        scores = torch.einsum("bthk,hk->bht", keys, encoder.query) / math.sqrt(5)
+        attention = torch.softmax(scores, dim=-1)
+        heads = torch.einsum("bht,bthv->bhv", attention, h.view(7, 4, 4, 8)).reshape(7, 32)
+        expected = encoder.out_norm(encoder.mlp(heads))
+        torch.testing.assert_close(encoder(series), expected, rtol=1e-5, atol=1e-5)
