@@ -467,7 +467,8 @@ def object_samples(region: str, run: int, tiles: list[str], output_path: str, da
                           f"samples file ({SQLITE_MAX_COLUMNS} columns at most); set arg_train.samples_format: parquet "
                           "or ask fewer statistics")
     points = _object_points(output_path, tiles, selected["object"].to_numpy())
-    out = pd.DataFrame({field: selected["label"].to_numpy(np.int64), "region": selected["region"].astype(str).to_numpy(),
+    out = pd.DataFrame({field: selected["label"].to_numpy(np.int64),
+                        "region": selected["region"].astype(str).to_numpy(),
                         "originfid": selected["originfid"].to_numpy(np.int64),
                         "tile_o": selected["tile"].astype(str).to_numpy()})
     out = pd.concat([out, selected[features].astype(np.float32).reset_index(drop=True)], axis=1)
