@@ -26,6 +26,7 @@ from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
 from iota2.core.mosaic import mosaic_files
 from iota2.core.raster import Grid, atomic_output
+from iota2.core.scheduler import task_threads
 
 LOGGER = logging.getLogger(__name__)
 
@@ -92,11 +93,21 @@ def write_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: i
                 int(window.width), int(window.height))
 
 
-def _profile(grid: Grid, count: int, compression: str) -> dict:
+ZSTD_LEVEL = 1
+"""ZSTD level of the feature maps: float features compress to the same size at level 1 as at GDAL's default 9
+(measured: 133 MB for 37 bands of 1000 x 1000 px at both) for a third of the CPU time."""
+
+
+def _profile(grid: Grid, count: int, compression: str, threads: int | None = None) -> dict:
     """Creation profile of a feature map: float32, :data:`NODATA`, bands stored one after the other (a
-    pixel-interleaved block of hundreds of features would hold them all)."""
+    pixel-interleaved block of hundreds of features would hold them all), ZSTD at :data:`ZSTD_LEVEL`;
+    ``threads`` compress blocks in parallel (the assembly runs alone once the chunks are done)."""
     profile = grid.profile(count, DTYPE, nodata=NODATA, compress=compression)
     profile["interleave"] = "band"
+    if compression.upper() == "ZSTD":
+        profile["zstd_level"] = ZSTD_LEVEL
+    if threads and threads > 1 and compression.upper() != "NONE":
+        profile["num_threads"] = threads
     return profile
 
 
@@ -146,7 +157,7 @@ def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str
                            f"chunk 0 ({chunks[0].name})")
     with atomic_output(layout.features_map_tile(tile)) as tmp, contextlib.ExitStack() as stack:
         sources = [stack.enter_context(rasterio.open(path)) for path in chunks]
-        with rasterio.open(tmp, "w", **_profile(grid, len(labels), compression)) as dst:
+        with rasterio.open(tmp, "w", **_profile(grid, len(labels), compression, threads=task_threads())) as dst:
             for band, label in enumerate(labels, start=1):
                 dst.set_band_description(band, label)
             # a group of bands at a time, every chunk of the group in turn: the blocks of those bands are complete
