@@ -128,8 +128,9 @@ def test_autocontext_restart_after_more_iterations_and_same_outputs(tmp_path, no
 
 
 @pytest.mark.slow
-def test_autocontext_with_feature_functions(tmp_path, make_config):
-    config = make_config(arg_train={"enable_autocontext": True, "autocontext_iterations": 2},
+def test_autocontext_with_feature_functions_and_parquet_samples(tmp_path, make_config):
+    config = make_config(arg_train={"enable_autocontext": True, "autocontext_iterations": 2,
+                                    "samples_format": "parquet"},
                          external_features={"functions": "get_ndvi"}, chain={"list_tile": "T31TCJ"})
     assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"]) == 0
     out = OutputLayout(tmp_path / "out")
