@@ -15,8 +15,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "outputs.md"
 
 SAMPLE_ARGUMENTS = {"tile": "T31TCJ", "region": "north-east", "run": 1, "chunk": 3, "step": "learning",
                     "task": "learning_region_1_seed_0", "subset": "learn", "samples_format": "sqlite",
-                    "model_file": "model/model_1_seed_0.skops", "tiles": ["T31TCJ", "T31TDJ"]}
-SYMBOLIC_ARGUMENTS = {"tile": "T", "region": "R", "run": "S", "chunk": "i", "step": "<step>", "task": "<task>"}
+                    "model_file": "model/model_1_seed_0.skops", "tiles": ["T31TCJ", "T31TDJ"],
+                    "iteration": 2}
+SYMBOLIC_ARGUMENTS = {"tile": "T", "region": "R", "run": "S", "chunk": "i", "step": "<step>", "task": "<task>",
+                      "iteration": "K"}
 
 
 def every_path(layout: OutputLayout, arguments: dict) -> dict[str, Path]:
