@@ -206,7 +206,9 @@ CORE_SECTIONS: list[Section] = [
         "features": Param("list", ["NDVI", "NDWI", "Brightness"], "Spectral indices computed per date; [] for none."),
         "deep_learning_parameters": Param("dict", None, "Deep-learning settings (dl_name, epochs, "
                                            "model_selection_criterion ...; every key in docs/deep_learning.md)."),
-        "enable_autocontext": Param("bool", False, "Contextual (autocontext) classification."),
+        "enable_autocontext": Param("bool", False, "Contextual classification: the class proportions of each "
+                                    "pixel's SLIC superpixel are added per iteration; random forest only "
+                                    "(docs/autocontext.md)."),
         "autocontext_iterations": Param("int", 3, "Number of autocontext iterations.",
                                         check=_between(1, 100)),
         "samples_format": Param("str", "sqlite", "Format of the learning-samples files: 'sqlite' (layer 'output', "
