@@ -9,6 +9,7 @@ import rasterio
 from rasterio.windows import Window
 
 from iota2.builders.samples import labelled_pixels
+from iota2.core.area_accuracy import AreaAccuracy, assess_map, write_area_accuracy_csv
 from iota2.core.layout import OutputLayout
 from iota2.core.metrics import (confusion_matrix, plot_confusion_matrix, read_confusion_csv,
                                 write_confusion_csv, write_results_txt, coefficients)
@@ -60,9 +61,48 @@ def confusion_of_run(tiles: list[str], run: int, all_labels: list[int], output_p
                           title=f"Classif_Seed_{run}")
 
 
+def area_accuracy_csv(output_path: str, run: int):
+    """``final/TMP/area_accuracy_seed_<S>.csv``: the area-adjusted accuracy of a run (one row per class)."""
+    return OutputLayout(output_path).final_tmp / f"area_accuracy_seed_{run}.csv"
+
+
+def area_accuracy_of_runs(runs: int, output_path: str, nomenclature_path: str | None = None) -> list[AreaAccuracy]:
+    """Area-adjusted accuracy (Olofsson et al. 2014) of each run, from its final map and its pixel-based confusion
+    matrix; each run's figures are also written to :func:`area_accuracy_csv`.
+
+    Parameters
+    ----------
+    runs
+        ``arg_train.runs``.
+    output_path
+        ``chain.output_path``: reads ``final/Classif_Seed_<S>.tif`` (counted by bands of rows) and
+        ``final/TMP/Classif_Seed_<S>.csv``, so the task calling it must depend on the mosaic and confusion tasks.
+    nomenclature_path
+        ``chain.nomenclature_path``, naming the classes of the CSV; None: numbers.
+
+    Returns
+    -------
+    list of AreaAccuracy
+        One per run, in run order (for :func:`iota2.core.metrics.write_results_txt`'s ``area_accuracy``).
+    """
+    layout = OutputLayout(output_path)
+    names = read_nomenclature(nomenclature_path)
+    results = []
+    for run in range(runs):
+        matrix, labels = read_confusion_csv(layout.run_confusion(run))
+        result = assess_map(layout.final_classification(run), matrix, labels)
+        result.map_path = f"final/{layout.final_classification(run).name}"
+        write_area_accuracy_csv(area_accuracy_csv(output_path, run), result, names)
+        LOGGER.info("run %d: area-adjusted OA %.4f +- %.4f", run, result.overall_accuracy,
+                    result.overall_accuracy_half_width)
+        results.append(result)
+    return results
+
+
 def report(runs: int, output_path: str, nomenclature_path: str | None = None) -> None:
-    """``final/RESULTS.txt``: mean over runs with 95 % intervals cut to the range of each coefficient (each run's
-    PNG is drawn by its confusion task).
+    """``final/RESULTS.txt``: mean over runs with 95 % intervals cut to the range of each coefficient, then the
+    area-adjusted accuracy of each run and its mean (each run's PNG is drawn by its confusion task; each run's
+    area-adjusted figures are also in ``final/TMP/area_accuracy_seed_<S>.csv``).
 
     Parameters
     ----------
@@ -78,5 +118,6 @@ def report(runs: int, output_path: str, nomenclature_path: str | None = None) ->
     for run in range(runs):
         matrix, labels = read_confusion_csv(OutputLayout(output_path).run_confusion(run))
         matrices.append(matrix)
+    area_accuracy = area_accuracy_of_runs(runs, output_path, nomenclature_path)
     write_results_txt(OutputLayout(output_path).results, matrices, labels,
-                      {label: names.get(label, str(label)) for label in labels})
+                      {label: names.get(label, str(label)) for label in labels}, area_accuracy=area_accuracy)

@@ -21,7 +21,8 @@ File formats
       0,0,7
 
 * ``RESULTS.txt``: the multi-run report of iota2 (mean confusion matrix, kappa, OA and per-class
-  precision / recall / F-score with 95 % Student-t half-widths), see :func:`write_results_txt`.
+  precision / recall / F-score with 95 % Student-t half-widths), then, when given, the area-adjusted accuracy
+  of each run (:mod:`iota2.core.area_accuracy`), see :func:`write_results_txt`.
 """
 
 from __future__ import annotations
@@ -379,10 +380,10 @@ def _class_name_list(labels, class_names) -> list[str]:
     return names
 
 
-def _format_value(value, half_width=None, bounds=None) -> str:
+def _format_value(value, half_width=None, bounds=None, digits: int = 3) -> str:
     """``0.123``, ``0.123 +- 0.004``, or ``0.990 +0.010/-0.025`` when the interval is cut at a bound of
-    ``bounds`` (e.g. 1 for a proportion); undefined values print as ``nan``."""
-    text = "nan" if value is None or math.isnan(value) else f"{value:.3f}"
+    ``bounds`` (e.g. 1 for a proportion); undefined values print as ``nan``; ``digits`` decimals."""
+    text = "nan" if value is None or math.isnan(value) else f"{value:.{digits}f}"
     if half_width is None:
         return text
     if math.isnan(half_width) or math.isnan(value):
@@ -390,8 +391,8 @@ def _format_value(value, half_width=None, bounds=None) -> str:
     if bounds is not None and (value + half_width > bounds[1] or value - half_width < bounds[0]):
         up = min(value + half_width, bounds[1]) - value
         down = value - max(value - half_width, bounds[0])
-        return f"{text} +{up:.3f}/-{down:.3f}"
-    return f"{text} +- {half_width:.3f}"
+        return f"{text} +{up:.{digits}f}/-{down:.{digits}f}"
+    return f"{text} +- {half_width:.{digits}f}"
 
 
 def _matrix_table(matrix: np.ndarray, names: list[str]) -> list[str]:
@@ -412,7 +413,113 @@ def _most_confused(row: np.ndarray, names: list[str], count: int = 3) -> str:
     return ", ".join(chosen) if chosen else "-"
 
 
-def write_results_txt(path: str | Path, matrices, labels, class_names=None) -> None:
+def _text_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Centred columns separated by `` | ``, a line of dashes under the header."""
+    widths = [max(len(headers[column]), *(len(row[column]) for row in rows)) + 2
+              for column in range(len(headers))]
+    header_line = " | ".join(text.center(width) for text, width in zip(headers, widths))
+    lines = [header_line, "-" * len(header_line)]
+    for row in rows:
+        lines.append(" | ".join(text.center(width) for text, width in zip(row, widths)))
+    return lines
+
+
+#: Title of the area-adjusted part of RESULTS.txt.
+AREA_ACCURACY_TITLE = "Area-adjusted accuracy (Olofsson et al. 2014)"
+
+_AREA_HEADERS = ["Classes", "Mapped area (ha)", "Adjusted area (ha)", "Adjusted area (proportion)", "User's accuracy",
+                 "Producer's accuracy"]
+
+
+def _mean_over_runs(values) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a value undefined in every run stays NaN
+        return np.nanmean(np.stack([np.asarray(value, dtype=np.float64) for value in values]), axis=0)
+
+
+def area_accuracy_lines(results, class_names: Mapping | None = None) -> list[str]:
+    """The ``Area-adjusted accuracy (Olofsson et al. 2014)`` part of RESULTS.txt.
+
+    Parameters
+    ----------
+    results : sequence of iota2.core.area_accuracy.AreaAccuracy
+        One per run, in run order.
+    class_names : mapping, optional
+        ``{label: name}``; labels without a name are printed as numbers.
+
+    Returns
+    -------
+    list of str
+        Header lines (method, intervals, the sampling caveat), then per run its map, total area and validation
+        pixels, a table ``Classes | Mapped area (ha) | Adjusted area (ha) | Adjusted area (proportion) | User's
+        accuracy | Producer's accuracy`` and ``Overall accuracy (area-adjusted) : O +- h``; with several runs, the
+        same table and line with the mean of each estimate over the runs (no interval: each run's interval is the
+        sampling uncertainty of that run).
+
+    Notes
+    -----
+    Estimates are written ``estimate +- h`` (h = 1.96 standard errors); an interval that would leave [0, 1]
+    (accuracies, proportions) or [0, total area] (areas) is cut at the bound and written
+    ``estimate +up/-down``, as the intervals over runs above it. Areas in ha with 1 decimal, the rest with 3.
+    """
+    names = dict(class_names or {})
+    lines = [f"*********** {AREA_ACCURACY_TITLE} ***********", "",
+             "# stratified estimators with the map classes as strata: area mapped in each class counted on the "
+             "run's final map (label 0 = no data), validation pixels from the run's confusion matrix",
+             "# '+-' values are half-widths of 95 % confidence intervals (1.96 standard errors, Olofsson et al. 2014 "
+             "eq. 5-7, 10-12); an interval cut at 0, 1 or the total area is written 'estimate +up/-down'",
+             "# the estimators assume the validation pixels are a stratified random sample of the map; iota2's are "
+             "every pixel of the validation polygons: treat these figures as indicative (docs/validation.md)", ""]
+
+    def name(label: int) -> str:
+        return str(names.get(label, names.get(str(label), label)))
+
+    def table(result, estimates) -> list[str]:
+        rows = []
+        for index, label in enumerate(result.labels):
+            rows.append([name(label), f"{estimates['map_area_ha'][index]:.1f}"]
+                        + [estimates[key](index) for key in ("area_ha", "area_proportion", "user_accuracy",
+                                                             "producer_accuracy")])
+        return _text_table(_AREA_HEADERS, rows)
+
+    def with_interval(result, key: str, digits: int):
+        upper = result.total_area_ha if key == "area_ha" else 1.0
+        values, half_widths = getattr(result, key), getattr(result, f"{key}_half_width")
+        return lambda index: _format_value(float(values[index]), float(half_widths[index]), (0.0, upper), digits)
+
+    for run, result in enumerate(results):
+        lines.append(f"Run {run}: {result.map_path}, {result.total_area_ha:.1f} ha classified "
+                     f"({int(np.sum(result.map_pixels))} pixels), {int(result.samples.sum())} validation pixels")
+        if result.unsampled:
+            lines.append("# classes mapped without any validation pixel: " + ", ".join(name(label) for label in
+                         result.unsampled) + "; the stratified estimates need validation pixels in every mapped "
+                         "class (nan below)")
+        estimates = {"map_area_ha": result.map_area_ha, "area_ha": with_interval(result, "area_ha", 1)}
+        estimates.update({key: with_interval(result, key, 3)
+                          for key in ("area_proportion", "user_accuracy", "producer_accuracy")})
+        lines += table(result, estimates)
+        overall = _format_value(result.overall_accuracy, result.overall_accuracy_half_width, (0.0, 1.0))
+        lines += ["", f"Overall accuracy (area-adjusted) : {overall}", ""]
+
+    if len(results) > 1:
+        first = results[0]
+        if all(result.labels == first.labels for result in results):
+            means = {key: _mean_over_runs([getattr(result, key) for result in results])
+                     for key in ("map_area_ha", "area_ha", "area_proportion", "user_accuracy", "producer_accuracy")}
+            estimates = {"map_area_ha": means["map_area_ha"],
+                         "area_ha": lambda index: _format_value(float(means["area_ha"][index]), digits=1)}
+            estimates.update({key: (lambda index, key=key: _format_value(float(means[key][index])))
+                              for key in ("area_proportion", "user_accuracy", "producer_accuracy")})
+            overall = float(_mean_over_runs([result.overall_accuracy for result in results]))
+            lines.append(f"Mean over {len(results)} runs (mean of each run's estimate)")
+            lines += table(first, estimates)
+            lines += ["", f"Overall accuracy (area-adjusted) : {_format_value(overall)}", ""]
+        else:
+            lines.append("# no mean over runs: the runs' maps hold different classes")
+    return lines
+
+
+def write_results_txt(path: str | Path, matrices, labels, class_names=None, area_accuracy=None) -> None:
     """Write iota2's ``RESULTS.txt`` report for one or several runs.
 
     Parameters
@@ -426,6 +533,9 @@ def write_results_txt(path: str | Path, matrices, labels, class_names=None) -> N
     class_names : mapping or sequence of str, optional
         ``{label: name}`` (the nomenclature) or names aligned with ``labels``; labels without a name
         are printed as numbers.
+    area_accuracy : sequence of iota2.core.area_accuracy.AreaAccuracy, optional
+        One per run: the area-adjusted accuracy (Olofsson et al. 2014) of each run's map, appended after the
+        pixel metrics (see :func:`area_accuracy_lines`); None: no such part.
 
     Notes
     -----
@@ -440,7 +550,9 @@ def write_results_txt(path: str | Path, matrices, labels, class_names=None) -> N
     3. ``KAPPA : m`` and ``OA : m`` (``m +- h`` when there are several runs);
     4. the table ``Classes | Precision mean | Recall mean | F-score mean | Confusion max`` (iota2:
        ``Rappel mean``), one line per class; ``Confusion max`` lists the (up to) three produced classes
-       with the largest mean counts for that reference class.
+       with the largest mean counts for that reference class;
+    5. with ``area_accuracy``, the part ``Area-adjusted accuracy (Olofsson et al. 2014)`` of
+       :func:`area_accuracy_lines` (not in iota2).
 
     Values are printed with 3 decimals; undefined ones (see :func:`coefficients`) as ``nan``. OA,
     precision, recall and F-score are proportions and kappa lies in [-1, 1]: an interval ``m +- h``
@@ -479,13 +591,10 @@ def write_results_txt(path: str | Path, matrices, labels, class_names=None) -> N
     rows = [[names[index], per_class("precision", index), per_class("recall", index),
              per_class("fscore", index), _most_confused(mean_matrix[index], names)]
             for index in range(len(names))]
-    widths = [max(len(headers[column]), *(len(row[column]) for row in rows)) + 2
-              for column in range(len(headers))]
-    header_line = " | ".join(text.center(width) for text, width in zip(headers, widths))
-    lines.append(header_line)
-    lines.append("-" * len(header_line))
-    for row in rows:
-        lines.append(" | ".join(text.center(width) for text, width in zip(row, widths)))
+    lines += _text_table(headers, rows)
+    if area_accuracy:
+        name_of = dict(zip((int(label) for label in label_array), names))
+        lines += [""] + area_accuracy_lines(area_accuracy, name_of)
 
     with atomic_output(path) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8")

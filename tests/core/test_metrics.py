@@ -429,6 +429,109 @@ def test_results_txt_never_prints_an_interval_beyond_its_range(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
+# RESULTS.txt: area-adjusted accuracy
+# --------------------------------------------------------------------------------------------------
+# Olofsson et al. (2014), section 5: map pixels of the four classes at 30 m and the sample counts (rows = map);
+# iota2's confusion matrices have the reference on the rows, hence the transposition.
+OLOFSSON_PIXELS = np.array([200_000, 150_000, 3_200_000, 6_450_000])
+OLOFSSON_CONFUSION = np.array([[66, 0, 5, 4], [0, 55, 8, 12], [1, 0, 153, 11], [2, 1, 9, 313]]).T
+OLOFSSON_NAMES = {1: "Deforestation", 2: "Forest gain", 3: "Stable forest", 4: "Stable non-forest"}
+
+
+def _olofsson(confusion=OLOFSSON_CONFUSION):
+    from iota2.core.area_accuracy import stratified_estimates
+
+    result = stratified_estimates(confusion, [1, 2, 3, 4], OLOFSSON_PIXELS * 0.09, OLOFSSON_PIXELS)
+    result.map_path = "final/Classif_Seed_0.tif"
+    return result
+
+
+def _area_tables(text: str) -> list[dict]:
+    """Each table of the area-adjusted part as ``{class: {column: cell}}``, with its ``Overall accuracy`` line."""
+    part = text.split("Area-adjusted accuracy (Olofsson et al. 2014)")[1].splitlines()
+    tables = []
+    for index, line in enumerate(part):
+        if line.strip().startswith("Classes"):
+            header = [cell.strip() for cell in line.split("|")]
+            rows, position = {}, index + 2
+            while part[position].strip():
+                cells = [cell.strip() for cell in part[position].split("|")]
+                rows[cells[0]] = dict(zip(header[1:], cells[1:]))
+                position += 1
+            overall = part[position + 1]
+            assert overall.startswith("Overall accuracy (area-adjusted) : ")
+            tables.append({"rows": rows, "overall": overall.split(" : ")[1]})
+    return tables
+
+
+def _interval(cell: str):
+    """``(estimate, low, high)`` of ``e +- h`` or ``e +up/-down``."""
+    estimate, _, interval = cell.partition(" ")
+    if interval.startswith("+-"):
+        half = float(interval[2:])
+        return float(estimate), float(estimate) - half, float(estimate) + half
+    plus, minus = interval.split("/")
+    return float(estimate), float(estimate) + float(minus), float(estimate) + float(plus)
+
+
+def test_results_txt_area_adjusted_part_after_the_pixel_metrics(tmp_path):
+    path = tmp_path / "RESULTS.txt"
+    runs = [OLOFSSON_CONFUSION, OLOFSSON_CONFUSION + np.diag([4, 0, 0, 0])]
+    metrics.write_results_txt(path, runs, [1, 2, 3, 4], OLOFSSON_NAMES,
+                              area_accuracy=[_olofsson(matrix) for matrix in runs])
+    text = path.read_text()
+    assert text.index("Recall mean") < text.index("Area-adjusted accuracy (Olofsson et al. 2014)")
+    assert text.count("OA : ") == 1 and "stratified random sample" in text and "indicative" in text
+    lines, values, header, classes = _parse_results(text.split("*********** Area-adjusted")[0])
+    assert list(classes) == list(OLOFSSON_NAMES.values())  # the pixel metrics are unchanged
+    first, second, mean = _area_tables(text)
+    assert list(first["rows"]) == list(OLOFSSON_NAMES.values())
+    assert first["overall"] == "0.947 +- 0.018"
+    deforestation = first["rows"]["Deforestation"]
+    assert deforestation["Mapped area (ha)"] == "18000.0"
+    assert deforestation["Adjusted area (ha)"] == "21157.8 +- 6157.6"
+    assert deforestation["Adjusted area (proportion)"] == "0.024 +- 0.007"
+    assert deforestation["User's accuracy"] == "0.880 +- 0.074"
+    assert deforestation["Producer's accuracy"] == "0.749 +- 0.213"
+    # forest gain's producer's accuracy 0.847 +- 0.254 would pass 1: cut and marked
+    assert first["rows"]["Forest gain"]["Producer's accuracy"] == "0.847 +0.153/-0.254"
+    for table in (first, second):
+        for row in table["rows"].values():
+            for column in ("Adjusted area (proportion)", "User's accuracy", "Producer's accuracy"):
+                _, low, high = _interval(row[column])
+                assert -1e-9 <= low and high <= 1.0 + 1e-9, row[column]
+            _, low, high = _interval(row["Adjusted area (ha)"])
+            assert low >= 0 and high <= 900_000.0
+    # the mean over runs: each run's estimate averaged, no interval
+    later = _olofsson(runs[1])
+    assert mean["rows"]["Deforestation"]["User's accuracy"] == f"{(0.88 + later.user_accuracy[0]) / 2:.3f}"
+    assert mean["rows"]["Deforestation"]["Adjusted area (ha)"] == f"{(21157.762 + later.area_ha[0]) / 2:.1f}"
+    assert "Mean over 2 runs" in text and "+-" not in mean["overall"]
+
+
+def test_results_txt_area_part_names_classes_mapped_without_validation_pixels(tmp_path):
+    from iota2.core.area_accuracy import stratified_estimates
+
+    path = tmp_path / "RESULTS.txt"
+    confusion = np.array([[40, 2, 0], [3, 50, 0], [0, 0, 0]])
+    result = stratified_estimates(confusion, [1, 2, 3], [10.0, 20.0, 5.0], [10, 20, 5])
+    metrics.write_results_txt(path, [confusion], [1, 2, 3], {1: "wheat", 2: "maize", 3: "forest"},
+                              area_accuracy=[result])
+    text = path.read_text()
+    assert "classes mapped without any validation pixel: forest" in text
+    (table,) = _area_tables(text)
+    assert table["overall"] == "nan +- nan"
+    assert table["rows"]["wheat"]["Adjusted area (ha)"] == "nan +- nan"
+    assert table["rows"]["wheat"]["User's accuracy"] == "0.930 +0.070/-0.077"  # 40 / 43, its stratum sampled
+
+
+def test_results_txt_without_area_accuracy_has_no_such_part(tmp_path):
+    path = tmp_path / "RESULTS.txt"
+    metrics.write_results_txt(path, [HAND_MATRIX], [1, 2, 3])
+    assert "Olofsson" not in path.read_text()
+
+
+# --------------------------------------------------------------------------------------------------
 # figure
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("n_classes", [3, 25])
