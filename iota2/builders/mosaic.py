@@ -1,5 +1,7 @@
 """Mosaic tasks: tiles of one run assembled into ``final/`` (label, confidence, colour-indexed map,
-probabilities) and the pixel validity map."""
+probabilities) and the pixel validity map, as Cloud Optimized GeoTIFFs with their legend (GDAL category names,
+palette, QGIS ``.qml`` styles, see :mod:`iota2.core.legend`) and quicklooks (``final/quicklooks/``, see
+:mod:`iota2.core.quicklook`)."""
 
 from __future__ import annotations
 
@@ -10,37 +12,28 @@ import numpy as np
 import rasterio
 
 from iota2.core.layout import OutputLayout
-from iota2.core.mosaic import mosaic_files
-from iota2.core.nomenclature import read_color_table
-from iota2.core.raster import atomic_output, label_dtype
+from iota2.core.legend import (Legend, class_colormap, class_legend, default_colormap, paletted_qml, ramp_qml,
+                               write_categories, write_qml)
+from iota2.core.mosaic import mosaic_files, to_cog
+from iota2.core.nomenclature import read_color_table, read_nomenclature
+from iota2.core.quicklook import class_quicklook, quicklook_path, ramp_quicklook
+from iota2.core.raster import atomic_output, label_dtype, temporary_path
 
 LOGGER = logging.getLogger(__name__)
 
+__all__ = ["class_colormap", "default_colormap", "mosaic_run", "pixels_validity"]
 
-def default_colormap(labels: list[int]) -> dict[int, tuple[int, int, int, int]]:
-    """A distinct colour per label (matplotlib tab20 cycle) when no colour table is given."""
-    from matplotlib import colormaps
-
-    palette = colormaps["tab20"]
-    return {label: tuple(int(255 * v) for v in palette(index % 20)[:3]) + (255,) for index, label in
-            enumerate(sorted(labels))}
-
-
-def class_colormap(colors: dict[int, tuple[int, int, int]], labels: list[int]) -> dict[int, tuple[int, int, int, int]]:
-    """RGBA palette of the colour-indexed map: 0 transparent, the colour table's colours, and a default colour
-    for the labels the table leaves out (all of them without a table)."""
-    colormap = {0: (0, 0, 0, 0)}
-    missing = [label for label in labels if label not in colors]
-    if missing:
-        colormap.update(default_colormap(missing))
-    colormap.update({label: (*rgb, 255) for label, rgb in colors.items()})
-    return colormap
+CLASS_OVERVIEWS = "mode"
+"""Overview resampling of the class maps: the most frequent class of each block of pixels."""
 
 
 def mosaic_run(tiles: list[str], run: int, all_labels: list[int], output_path: str, compression: str,
-               color_table: str | None = None, probability_map: bool = False) -> None:
+               color_table: str | None = None, probability_map: bool = False,
+               nomenclature_path: str | None = None) -> None:
     """Write ``final/Classif_Seed_<S>.tif``, ``Confidence_Seed_<S>.tif``, ``Classif_Seed_<S>_ColorIndexed.tif``
-    and, when asked, ``ProbabilityMap_seed_<S>.tif``.
+    and, when asked, ``ProbabilityMap_seed_<S>.tif`` (Cloud Optimized GeoTIFFs), the class names and colours
+    of the class maps (``.tif.aux.xml``), a QGIS style beside each map but the probabilities (``.qml``) and the
+    quicklooks of the label and confidence maps (``final/quicklooks/``).
 
     Parameters
     ----------
@@ -59,41 +52,67 @@ def mosaic_run(tiles: list[str], run: int, all_labels: list[int], output_path: s
     probability_map
         Mosaic the tiles' probability maps too (``arg_classification.enable_probability_map`` and
         ``generate_final_probability_map``).
+    nomenclature_path
+        ``chain.nomenclature_path`` (``name:label`` per line): the class names of the legend (``class <label>``
+        without it).
     """
     layout = OutputLayout(output_path)
     dtype = label_dtype(all_labels)
+    colors = read_color_table(color_table)
+    legend = class_legend(all_labels, read_nomenclature(nomenclature_path), colors, color_table)
     labels_out = layout.final_classification(run)
-    mosaic_files([layout.tile_map(t, run) for t in tiles], labels_out, dtype, compression)
-    mosaic_files([layout.tile_map(t, run, "confidence") for t in tiles], layout.final_confidence(run), "uint8",
-                 compression)
-    colormap = class_colormap(read_color_table(color_table), all_labels)
+    mosaic_files([layout.tile_map(t, run) for t in tiles], labels_out, dtype, compression,
+                 overview_resampling=CLASS_OVERVIEWS)
+    _class_legend_files(labels_out, legend)
+    confidence = layout.final_confidence(run)
+    mosaic_files([layout.tile_map(t, run, "confidence") for t in tiles], confidence, "uint8", compression,
+                 overview_resampling="average")
+    write_qml(confidence, ramp_qml(0, 100, "%"))
+    colormap = class_colormap(colors, all_labels)
+    indexed = layout.final_color_indexed(run)
     if dtype == "uint8":
         colormap = {k: v for k, v in colormap.items() if 0 <= k <= 255}
-        mosaic_files([layout.tile_map(t, run) for t in tiles], layout.final_color_indexed(run), dtype, compression,
-                     colormap=colormap)
+        mosaic_files([layout.tile_map(t, run) for t in tiles], indexed, dtype, compression, colormap=colormap,
+                     overview_resampling=CLASS_OVERVIEWS)
+        _class_legend_files(indexed, legend)
     else:  # GeoTIFF palettes need 8-bit (or 16-bit with 65536 entries); write an RGB rendering instead
-        _write_rgb(labels_out, layout.final_color_indexed(run), colormap, compression)
+        _write_rgb(labels_out, indexed, colormap, compression)
     if probability_map:
         mosaic_files([layout.tile_map(t, run, "proba") for t in tiles], layout.final_probability_map(run), "int16",
-                     compression, nodata=None)
+                     compression, nodata=None, overview_resampling="average")
+    class_quicklook(labels_out, quicklook_path(layout, labels_out), legend, title=f"Classification, run {run}")
+    ramp_quicklook(confidence, quicklook_path(layout, confidence), 0, 100, label="confidence (%)",
+                   title=f"Confidence, run {run}")
+
+
+def _class_legend_files(raster: Path, legend: Legend) -> None:
+    """Class names and colours of a class map: GDAL categories and attribute table, and its QGIS style."""
+    write_categories(raster, legend)
+    write_qml(raster, paletted_qml(legend))
 
 
 def _write_rgb(source: Path, target: Path, colormap: dict, compress: str) -> None:
     with rasterio.open(source) as src:
-        profile = src.profile | {"count": 3, "dtype": "uint8", "nodata": None}
+        profile = src.profile | {"driver": "GTiff", "count": 3, "dtype": "uint8", "nodata": None}
         if compress.upper() != "NONE":
             profile["compress"] = compress.lower()
         lookup = np.zeros((max(colormap) + 1, 3), np.uint8)
         for label, rgba in colormap.items():
             lookup[label] = rgba[:3]
-        with atomic_output(target) as tmp:
-            with rasterio.open(tmp, "w", **profile) as dst:
-                for _, window in src.block_windows(1):
-                    dst.write(np.moveaxis(lookup[src.read(1, window=window)], -1, 0), window=window)
+        plain = temporary_path(target.with_name(target.stem + "_rgb" + target.suffix))
+        try:
+            with atomic_output(plain) as tmp:
+                with rasterio.open(tmp, "w", **profile) as dst:
+                    for _, window in src.block_windows(1):
+                        dst.write(np.moveaxis(lookup[src.read(1, window=window)], -1, 0), window=window)
+            to_cog(plain, target, compress, "nearest")
+        finally:
+            plain.unlink(missing_ok=True)
 
 
 def pixels_validity(tiles: list[str], output_path: str, compression: str) -> None:
-    """``final/PixelsValidity.tif``: number of clear observations where the first run classified a pixel.
+    """``final/PixelsValidity.tif``: number of clear observations where the first run classified a pixel (a Cloud
+    Optimized GeoTIFF), its QGIS style (a ramp from 0 to the largest count) and its quicklook.
 
     Parameters
     ----------
@@ -117,4 +136,7 @@ def pixels_validity(tiles: list[str], output_path: str, compression: str) -> Non
                         values[labels.read(1, window=window) == 0] = 0
                         dst.write(values, 1, window=window)
         pieces.append(masked)
-    mosaic_files(pieces, layout.pixels_validity, "uint16", compression)
+    mosaic_files(pieces, layout.pixels_validity, "uint16", compression, overview_resampling="average")
+    highest = ramp_quicklook(layout.pixels_validity, quicklook_path(layout, layout.pixels_validity), 0, None,
+                             label="clear observations", title="Pixel validity")
+    write_qml(layout.pixels_validity, ramp_qml(0, highest, "dates"))

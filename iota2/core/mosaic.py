@@ -1,23 +1,44 @@
-"""Mosaic of tile rasters into one file, shared by the builders (class maps, validity, feature maps)."""
+"""Mosaic of tile rasters into one Cloud Optimized GeoTIFF, shared by the builders (class maps, validity, feature
+maps).
+
+A final map is assembled as a plain tiled GeoTIFF under a temporary name, then copied by GDAL's COG driver
+(:func:`to_cog`) under a second temporary name that is renamed to the map's name when complete: tiles of
+:data:`COG_BLOCKSIZE` pixels, overviews down to one tile, the full-resolution image first and the "ghost area"
+``LAYOUT=COG`` that COG readers check, the compression of ``chain.compression_algorithm`` and the nodata value.
+Chunks and tile maps stay plain GeoTIFFs (they are written here only when they are final).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
 import rasterio
+import rasterio.shutil
+from rasterio._err import CPLE_BaseError
 from rasterio.merge import merge
 
-from iota2.core.raster import atomic_output
+from iota2.core.errors import OutputWriteError
+from iota2.core.raster import atomic_output, temporary_path
+
+COG_BLOCKSIZE = 256
+"""Tile size (pixels) of the final maps and of their overviews; overviews are made until one fits in a tile."""
+
+OVERVIEW_RESAMPLING = ("nearest", "mode", "average")
+"""Overview resampling methods :func:`mosaic_files` accepts: nearest or mode for class maps (a class is never
+averaged), average for confidence, validity and features."""
 
 
 def mosaic_files(sources: list[Path], target: Path, dtype: str, compress: str, nodata=0,
-                 colormap: dict | None = None, band_descriptions: list[str] | None = None) -> None:
-    """Merge rasters on one CRS and resolution (first source wins where they overlap), atomically.
+                 colormap: dict | None = None, band_descriptions: list[str] | None = None,
+                 overview_resampling: str = "average", cog: bool = True, zstd_level: int | None = None) -> None:
+    """Merge rasters on one CRS and resolution (first source wins where they overlap) into a Cloud Optimized
+    GeoTIFF, atomically.
 
     A single source already in the output's layout (one tile: the common case) is copied, not decoded and
-    compressed again. Rasters of several bands are merged band by band (rasterio merges by blocks, so the
-    memory used does not grow with the mosaic).
+    compressed again, before the COG copy. Rasters of several bands are merged band by band (rasterio merges by
+    blocks, and GDAL makes the overviews by blocks, so the memory used does not grow with the mosaic).
 
     Parameters
     ----------
@@ -35,29 +56,114 @@ def mosaic_files(sources: list[Path], target: Path, dtype: str, compress: str, n
         Palette of band 1, or None.
     band_descriptions
         One description per band (e.g. feature names), or None to keep none.
+    overview_resampling
+        One of :data:`OVERVIEW_RESAMPLING`.
+    cog
+        False: a plain tiled GeoTIFF (no overviews).
+    zstd_level
+        ZSTD level of the mosaic (GDAL's default, 9, when None).
+
+    Raises
+    ------
+    OutputWriteError
+        When the disk is full or the file system refuses the COG driver's temporary file; nothing is left under
+        ``target``'s name.
     """
+    if overview_resampling not in OVERVIEW_RESAMPLING:
+        raise ValueError(f"overview_resampling must be one of {OVERVIEW_RESAMPLING}, not {overview_resampling!r}")
+    target = Path(target)
     datasets = [rasterio.open(path) for path in sources]
     try:
-        profile = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER",
-                   "dtype": dtype}
+        profile = {"driver": "GTiff", "tiled": True, "blockxsize": COG_BLOCKSIZE, "blockysize": COG_BLOCKSIZE,
+                   "BIGTIFF": "IF_SAFER", "dtype": dtype}
         if compress.upper() != "NONE":
             profile["compress"] = compress.lower()
+            if zstd_level is not None and compress.upper() == "ZSTD":
+                profile["zstd_level"] = zstd_level
         with atomic_output(target) as tmp:
-            if len(datasets) == 1 and _same_layout(datasets[0], profile):
-                shutil.copyfile(sources[0], tmp)
-                with rasterio.open(tmp, "r+") as dst:
-                    dst.nodata = nodata
-            else:
-                merge(datasets, nodata=nodata, method="first", dst_path=tmp, dst_kwds=profile)
-            if colormap or band_descriptions:
-                with rasterio.open(tmp, "r+") as dst:
-                    if colormap:
-                        dst.write_colormap(1, colormap)
-                    for index, description in enumerate(band_descriptions or [], start=1):
-                        dst.set_band_description(index, description)
+            with _staging(tmp, cog) as plain:
+                if len(datasets) == 1 and _same_layout(datasets[0], profile):
+                    shutil.copyfile(sources[0], plain)
+                    with rasterio.open(plain, "r+") as dst:
+                        dst.nodata = nodata
+                else:
+                    merge(datasets, nodata=nodata, method="first", dst_path=plain, dst_kwds=profile)
+                if colormap or band_descriptions:
+                    with rasterio.open(plain, "r+") as dst:
+                        if colormap:
+                            dst.write_colormap(1, colormap)
+                        for index, description in enumerate(band_descriptions or [], start=1):
+                            dst.set_band_description(index, description)
+                if cog:
+                    _cog_copy(plain, tmp, target, compress, overview_resampling, zstd_level)
     finally:
         for dataset in datasets:
             dataset.close()
+
+
+def to_cog(source: str | Path, target: str | Path, compress: str, overview_resampling: str = "average",
+           zstd_level: int | None = None) -> None:
+    """Copy a raster into a Cloud Optimized GeoTIFF with overviews, atomically (palette, nodata, band
+    descriptions and pixel type are kept).
+
+    Parameters
+    ----------
+    source
+        Any raster GDAL reads.
+    target
+        The COG (written under a temporary name, renamed when complete).
+    compress
+        ``chain.compression_algorithm`` (``"NONE"`` for none).
+    overview_resampling
+        One of :data:`OVERVIEW_RESAMPLING`.
+    zstd_level
+        ZSTD level (GDAL's default, 9, when None).
+
+    Raises
+    ------
+    OutputWriteError
+        When the disk is full or the file system refuses the COG driver's temporary file.
+    """
+    if overview_resampling not in OVERVIEW_RESAMPLING:
+        raise ValueError(f"overview_resampling must be one of {OVERVIEW_RESAMPLING}, not {overview_resampling!r}")
+    with atomic_output(target) as tmp:
+        _cog_copy(source, tmp, Path(target), compress, overview_resampling, zstd_level)
+
+
+@contextlib.contextmanager
+def _staging(tmp: Path, cog: bool):
+    """The plain GeoTIFF the COG is copied from (a second temporary name, removed afterwards), or ``tmp`` itself
+    without COG."""
+    if not cog:
+        yield tmp
+        return
+    plain = temporary_path(tmp.with_name(tmp.stem + "_plain" + tmp.suffix))
+    try:
+        yield plain
+    finally:
+        for path in [plain, *plain.parent.glob(plain.name + ".*")]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overview_resampling: str,
+              zstd_level: int | None) -> None:
+    options = {"COMPRESS": compress.upper(), "BLOCKSIZE": COG_BLOCKSIZE, "BIGTIFF": "IF_SAFER",
+               "OVERVIEW_RESAMPLING": overview_resampling.upper(), "OVERVIEWS": "IGNORE_EXISTING"}
+    if zstd_level is not None and compress.upper() == "ZSTD":
+        options["LEVEL"] = zstd_level
+    try:
+        rasterio.shutil.copy(str(source), str(tmp), driver="COG", **options)
+    except (rasterio.errors.RasterioError, CPLE_BaseError) as exc:
+        if ".ovr.tmp" in str(exc) and "No space left" not in str(exc):
+            raise OutputWriteError(
+                f"'{target}' was not written: GDAL's COG driver could not write its temporary overview file "
+                f"({exc}); the file system of {target.parent} (or the folder of CPL_TMPDIR, when set) refuses it: "
+                "set the environment variable CPL_TMPDIR to a local folder with free space (or choose another "
+                "chain.output_path) and run again with -restart") from exc
+        if isinstance(exc, rasterio.errors.RasterioError):
+            raise
+        raise rasterio.errors.RasterioIOError(f"writing '{target.name}' failed: {exc}") from exc  # disk full ...
 
 
 def _same_layout(dataset, profile: dict) -> bool:

@@ -1,4 +1,7 @@
-"""Palette of the colour-indexed map."""
+"""Final maps: palette of the colour-indexed map, mosaics as Cloud Optimized GeoTIFFs, legend, styles and
+quicklooks."""
+
+import pytest
 
 from iota2.builders.mosaic import class_colormap
 
@@ -70,3 +73,187 @@ def test_label_pixel_type_follows_the_largest_label():
 
     assert label_dtype([1, 255]) == "uint8"
     assert label_dtype([256, 3]) == "uint16"  # the largest, wherever it stands
+
+
+# ---------------------------------------------------------------------------- COG, legend, styles, quicklooks
+
+def assert_cog(path, blocksize=256, overviews=True):
+    """A Cloud Optimized GeoTIFF: tiled, GDAL's ghost area (LAYOUT=COG) right after the header, the first IFD (the
+    full-resolution image) before every tile, overviews when the map is larger than a tile."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", path
+        assert src.profile["tiled"] and src.block_shapes[0] == (blocksize, blocksize), path
+        assert bool(src.overviews(1)) == overviews, (path, src.overviews(1))
+        first_tile = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
+    head = open(path, "rb").read(200)
+    assert head[:4] in (b"II*\x00", b"II+\x00"), path
+    ifd = int.from_bytes(head[4:8], "little") if head[:4] == b"II*\x00" else int.from_bytes(head[8:16], "little")
+    assert b"GDAL_STRUCTURAL_METADATA_SIZE" in head[:64] and ifd < first_tile, (path, ifd, first_tile)
+
+
+def gdal_category_names(path):
+    """Category names of band 1 as GDAL reads them (rasterio's own libgdal through ctypes: rasterio has no getter)."""
+    import ctypes
+    import glob
+    import os
+
+    import rasterio
+
+    libs = glob.glob(os.path.join(os.path.dirname(rasterio.__file__) + ".libs", "libgdal*.so*"))
+    if not libs:
+        pytest.skip("rasterio's libgdal is not a separate library here")
+    gdal = ctypes.CDLL(libs[0])
+    gdal.GDALAllRegister()
+    gdal.GDALOpen.restype, gdal.GDALOpen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
+    gdal.GDALGetRasterBand.restype, gdal.GDALGetRasterBand.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_int]
+    gdal.GDALGetMetadata.restype, gdal.GDALGetMetadata.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]
+    gdal.GDALGetRasterCategoryNames.restype = ctypes.POINTER(ctypes.c_char_p)
+    gdal.GDALGetRasterCategoryNames.argtypes = [ctypes.c_void_p]
+    gdal.GDALGetDefaultRAT.restype, gdal.GDALGetDefaultRAT.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    gdal.GDALRATGetRowCount.argtypes = [ctypes.c_void_p]
+    gdal.GDALClose.argtypes = [ctypes.c_void_p]
+    dataset = gdal.GDALOpen(str(path).encode(), 0)
+    try:
+        band = gdal.GDALGetRasterBand(dataset, 1)
+        gdal.GDALGetMetadata(band, None)  # loads the PAM file (GDAL reads it lazily)
+        names = gdal.GDALGetRasterCategoryNames(band)
+        result = []
+        while names and names[len(result)] is not None:
+            result.append(names[len(result)].decode())
+        rat = gdal.GDALGetDefaultRAT(band)
+        return result, (gdal.GDALRATGetRowCount(rat) if rat else 0)
+    finally:
+        gdal.GDALClose(dataset)
+
+
+NAMES = {1: 'maize & "sweet" <corn>', 5: "water", 7: "forest"}
+
+
+def _run_tiles(root, run=0, size=(600, 300)):
+    """Label, confidence and validity maps of two side-by-side tiles in ``root``'s classif/ and features/."""
+    import numpy as np
+    from rasterio.transform import from_origin
+
+    from iota2.core.layout import OutputLayout
+
+    layout = OutputLayout(root)
+    rows, cols = size
+    rng = np.random.default_rng(run)
+    checker = np.where((np.add.outer(np.arange(rows), np.arange(cols)) % 2) == 0, 1, 5).astype(np.uint8)
+    checker[:40, :40] = 7
+    checker[-10:, :] = 0
+    for index, tile in enumerate(("T1", "T2")):
+        transform = from_origin(300000 + index * cols * 10, 4900000, 10, 10)
+        options = {"transform": transform, "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "zstd"}
+        for path, values in ((layout.tile_map(tile, run), checker),
+                             (layout.tile_map(tile, run, "confidence"), rng.integers(1, 101, (rows, cols))),
+                             (layout.validity(tile), rng.integers(0, 30, (rows, cols)))):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            dtype = "uint16" if path == layout.validity(tile) else "uint8"
+            _tile(path, values.astype(dtype), **options)
+    return layout, checker
+
+
+def test_final_maps_are_cogs_with_their_legend_style_and_quicklook(tmp_path, caplog):
+    import logging
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+    import rasterio
+    from matplotlib.image import imread
+
+    from iota2.builders.mosaic import mosaic_run, pixels_validity
+
+    nomenclature = tmp_path / "nomenclature.txt"
+    nomenclature.write_text("".join(f"{name}:{label}\n" for label, name in NAMES.items()))
+    colors = tmp_path / "colors.txt"
+    colors.write_text("1 255 200 0\n5 0 0 255\n")  # 7 left out: a default colour, one warning
+    out = tmp_path / "out"
+    for run in (0, 1):
+        layout, checker = _run_tiles(out, run)
+    with caplog.at_level(logging.WARNING):
+        for run in (0, 1):
+            mosaic_run(["T1", "T2"], run, [1, 5, 7], str(out), "ZSTD", str(colors), nomenclature_path=str(nomenclature))
+    warnings = [r.getMessage() for r in caplog.records if "color_table" in r.getMessage()]
+    assert len(warnings) == 1 and "label(s) 7" in warnings[0], warnings
+    pixels_validity(["T1", "T2"], str(out), "ZSTD")
+
+    final = layout.final_classification(0)
+    for path in (final, layout.final_confidence(0), layout.final_color_indexed(0), layout.pixels_validity):
+        assert_cog(path)
+    with rasterio.open(final) as src:
+        assert np.array_equal(src.read(1), np.hstack([checker, checker])) and src.nodata == 0
+        assert src.profile["compress"] == "zstd"
+        overview = src.read(1, out_shape=(src.height // 2, src.width // 2))
+        assert set(np.unique(overview)) <= {0, 1, 5, 7}  # mode: a class is never averaged (1 and 5 would give 3)
+    with rasterio.open(layout.final_confidence(0)) as src:
+        assert len(np.unique(src.read(1, out_shape=(src.height // 4, src.width // 4)))) > 50  # averaged
+    with rasterio.open(layout.final_color_indexed(0)) as src:
+        assert src.colormap(1)[1] == (255, 200, 0, 255) and src.colormap(1)[5] == (0, 0, 255, 255)
+
+    for path in (final, layout.final_color_indexed(0)):
+        names, rows = gdal_category_names(path)
+        assert names[1] == NAMES[1] and names[5] == "water" and names[7] == "forest" and rows == 3
+        style = ET.parse(path.with_suffix(".qml")).getroot()
+        entries = {int(e.get("value")): (e.get("label"), e.get("color")) for e in style.iter("paletteEntry")}
+        assert entries[1] == (NAMES[1], "#ffc800") and entries[5] == ("water", "#0000ff") and entries[7][0] == "forest"
+    ramp = ET.parse(layout.final_confidence(0).with_suffix(".qml")).getroot().find(".//colorrampshader")
+    assert (ramp.get("minimumValue"), ramp.get("maximumValue")) == ("0", "100")
+    validity_ramp = ET.parse(layout.pixels_validity.with_suffix(".qml")).getroot().find(".//colorrampshader")
+    assert 20 <= float(validity_ramp.get("maximumValue")) <= 29
+
+    quicklooks = sorted(p.name for p in (layout.final / "quicklooks").iterdir())
+    assert quicklooks == ["Classif_Seed_0.png", "Classif_Seed_1.png", "Confidence_Seed_0.png",
+                          "Confidence_Seed_1.png", "PixelsValidity.png"]
+    picture = (imread(layout.final / "quicklooks" / "Classif_Seed_0.png")[..., :3] * 255).round().astype(int)
+    colours = {tuple(c) for c in np.unique(picture.reshape(-1, 3), axis=0).tolist()}
+    assert (255, 200, 0) in colours and (0, 0, 255) in colours
+    assert not [p for p in layout.final.rglob(".*")]  # no temporary file left
+
+
+def test_features_map_mosaic_is_a_cog_with_average_overviews_and_band_names(tmp_path):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from iota2.core.mosaic import mosaic_files
+
+    values = np.random.default_rng(1).normal(size=(3, 520, 530)).astype(np.float32)
+    source = tmp_path / "T_features.tif"
+    with rasterio.open(source, "w", driver="GTiff", width=530, height=520, count=3, dtype="float32",
+                       crs="EPSG:32631", transform=from_origin(0, 0, 10, 10), tiled=True, blockxsize=256,
+                       blockysize=256) as dst:
+        dst.write(values)
+    target = tmp_path / "final" / "features_map.tif"
+    mosaic_files([source], target, "float32", "ZSTD", nodata=-10000, band_descriptions=["a", "b", "c"],
+                 zstd_level=1)
+    assert_cog(target)
+    with rasterio.open(target) as src:
+        assert src.descriptions == ("a", "b", "c") and src.nodata == -10000 and src.count == 3
+        assert np.array_equal(src.read(), values)
+        half = src.read(2, out_shape=(260, 265))
+    assert abs(float(half[0, 0]) - float(values[1, :2, :2].mean())) < 1e-5  # average of a 2 x 2 block
+
+
+def test_a_file_system_refusing_the_cog_temporary_file_gives_one_clear_error_and_no_file(tmp_path):
+    import os
+
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from iota2.core.errors import OutputWriteError
+    from iota2.core.mosaic import mosaic_files
+
+    source = _tile(tmp_path / "tile.tif", np.ones((600, 600), np.uint8), from_origin(0, 0, 10, 10))
+    final = tmp_path / "final"
+    final.mkdir()
+    with rasterio.Env(CPL_TMPDIR=str(tmp_path / "refused")):  # where GDAL's COG driver puts its overview file
+        with pytest.raises(OutputWriteError, match="COG driver could not write its temporary overview file.*"
+                                                   "CPL_TMPDIR.*-restart"):
+            mosaic_files([source], final / "Classif_Seed_0.tif", "uint8", "ZSTD")
+    assert os.listdir(final) == []
+    mosaic_files([source], final / "Classif_Seed_0.tif", "uint8", "ZSTD")
+    assert_cog(final / "Classif_Seed_0.tif")
