@@ -52,6 +52,9 @@ Z_95 = 1.96
 #: Pixels read at once when counting a map's classes (bounds the memory of :func:`map_class_areas`).
 _READ_PIXELS = 1 << 22
 
+#: GDAL block cache while counting (MB): each band of rows is read once, a larger cache would only grow the memory.
+_GDAL_CACHE_MB = 32
+
 _SQUARE_METRES_PER_HECTARE = 10_000.0
 
 
@@ -267,7 +270,7 @@ def map_class_areas(path: str | Path, labels) -> tuple[np.ndarray, np.ndarray, l
         src = rasterio.open(path)
     except rasterio.errors.RasterioError as exc:
         raise InputDataError(f"class map '{path}' cannot be read ({exc}); run the chain again with -restart") from exc
-    with src:
+    with src, rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
         if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
             raise InputDataError(f"class map '{path}' has {src.dtypes[0]} pixels: a class map holds integer labels")
         nodata = src.nodata
@@ -278,23 +281,23 @@ def map_class_areas(path: str | Path, labels) -> tuple[np.ndarray, np.ndarray, l
         for row in range(0, src.height, step):
             rows = min(step, src.height - row)
             values = src.read(1, window=Window(0, row, src.width, rows))
-            keep = values != 0
-            if nodata is not None and nodata != 0:
-                keep &= values != nodata
-            if np.any(values[keep] < 0):
+            if nodata is not None and nodata < 0:
+                values[values == nodata] = 0
+            if values.min() < 0:
                 raise InputDataError(f"class map '{path}' holds negative values: labels are integers > 0, 0 = no data")
             row_area = _row_areas_m2(src, row, rows)
-            kept = values[keep].astype(np.int64)
-            counts = np.bincount(kept)
-            if np.ndim(row_area):
-                weights = np.broadcast_to(np.asarray(row_area)[:, None], values.shape)[keep]
-                areas = np.bincount(kept, weights=weights, minlength=counts.size)
+            counts = np.bincount(values.ravel())
+            if np.ndim(row_area):  # geographic coordinates: each row's cells have their own area
+                areas = np.bincount(values.ravel(), weights=np.repeat(row_area, src.width), minlength=counts.size)
             else:
                 areas = counts * float(row_area)
             size = max(pixels.size, counts.size)
             pixels = np.pad(pixels, (0, size - pixels.size)) + np.pad(counts, (0, size - counts.size))
             area = np.pad(area, (0, size - area.size)) + np.pad(areas, (0, size - areas.size))
-    found = [int(label) for label in np.flatnonzero(pixels) if label != 0]
+    for skipped in {0, nodata} - {None}:  # label 0 is no data, and so is the file's nodata value
+        if float(skipped).is_integer() and 0 <= skipped < pixels.size:
+            pixels[int(skipped)], area[int(skipped)] = 0, 0.0
+    found = [int(label) for label in np.flatnonzero(pixels)]
     every = labels + sorted(set(found) - set(labels))
     pixels_out = np.array([pixels[label] if label < pixels.size else 0 for label in every], dtype=np.int64)
     area_out = np.array([area[label] if label < area.size else 0.0 for label in every]) / _SQUARE_METRES_PER_HECTARE

@@ -196,6 +196,21 @@ def test_map_labels_outside_the_confusion_labels_are_kept(tmp_path):
     assert result.unsampled == [7] and math.isnan(result.overall_accuracy)
 
 
+def test_map_nodata_value_and_zero_are_not_counted(tmp_path):
+    """Label 0 is no data in every map; a file declaring another nodata value (255, or -1 in int16) has those
+    pixels left out too, and a negative value that is not the nodata value is refused."""
+    for dtype, nodata in (("uint8", 255), ("int16", -1)):
+        labels = np.array([[1, 1, nodata, 0], [2, 0, nodata, 2]])
+        path = tmp_path / f"map_{dtype}.tif"
+        _write_map(path, labels, from_origin(0, 20, 10, 10), dtype=dtype, nodata=nodata)
+        pixels, _, every = map_class_areas(path, [1, 2])
+        assert every == [1, 2] and pixels.tolist() == [2, 2]
+    negative = tmp_path / "negative.tif"
+    _write_map(negative, np.array([[1, -3]]), from_origin(0, 20, 10, 10), dtype="int16", nodata=0)
+    with pytest.raises(InputDataError, match="negative.tif.*negative values"):
+        map_class_areas(negative, [1])
+
+
 def test_map_in_feet_and_geographic_coordinates(tmp_path):
     """Pixel areas come from the CRS: a projected CRS in US feet is converted to metres; in geographic coordinates
     each row's cells are measured on the ellipsoid (checked against pyproj's geodesic area of the cells)."""
