@@ -319,12 +319,12 @@ class I2Classification(Builder):
                                                  "compression": compression, "probability_map": probability_map,
                                                  "remove_tmp_files": chain["remove_tmp_files"]}, chunks)
         final_probability_map = probability_map and config["arg_classification"]["generate_final_probability_map"]
-        for run in range(runs):
-            task(f"mosaic_seed_{run}", "mosaic", _task("mosaic", "mosaic_run"),
-                 {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out,
-                  "compression": compression, "color_table": chain.get("color_table"),
-                  "probability_map": final_probability_map},
-                 [merged_chunks[tile, run] for tile in self.tiles])
+        mosaics = [task(f"mosaic_seed_{run}", "mosaic", _task("mosaic", "mosaic_run"),
+                        {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out,
+                         "compression": compression, "color_table": chain.get("color_table"),
+                         "probability_map": final_probability_map},
+                        [merged_chunks[tile, run] for tile in self.tiles])
+                   for run in range(runs)]
         task("pixels_validity", "pixels_validity", _task("mosaic", "pixels_validity"),
              {"tiles": self.tiles, "output_path": out, "compression": compression},
              [merged_chunks[tile, 0] for tile in self.tiles] + list(validity.values()))
@@ -334,7 +334,8 @@ class I2Classification(Builder):
                           [merged_chunks[tile, run] for tile in self.tiles] + pixels)
                      for run in range(runs)]
         task("report", "report", _task("validation", "report"),
-             {"runs": runs, "output_path": out, "nomenclature_path": nomenclature}, confusion)
+             {"runs": runs, "output_path": out, "nomenclature_path": nomenclature},
+             confusion + mosaics)  # the area-adjusted accuracy counts the final maps
         return graph
 
 

@@ -259,12 +259,13 @@ class I2Obia(I2Classification):
                      "compression": compression, "probability_map": probability_map},
                     (classified if user else [classified[position]]) + [validity[tile]])
         final_probability_map = probability_map and config["arg_classification"]["generate_final_probability_map"]
+        mosaics = []
         for run in range(runs):
-            task(f"mosaic_seed_{run}", "mosaic", _task("mosaic", "mosaic_run"),
+            mosaics.append(task(f"mosaic_seed_{run}", "mosaic", _task("mosaic", "mosaic_run"),
                  {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out,
                   "compression": compression, "color_table": chain.get("color_table"),
                   "probability_map": final_probability_map},
-                 [tile_maps[tile, run] for tile in self.tiles])
+                 [tile_maps[tile, run] for tile in self.tiles]))
             task(f"vectorise_objects_seed_{run}", "vectorise_objects", f"{STEPS}:vectorise_objects",
                  {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out},
                  classified + polygons)
@@ -282,7 +283,8 @@ class I2Obia(I2Classification):
                                    "min_coverage": coverage, "nomenclature_path": nomenclature},
                                   classified + object_truth))
         task("report", "report", f"{STEPS}:report", {"runs": runs, "output_path": out,
-                                                     "nomenclature_path": nomenclature}, confusion)
+                                                     "nomenclature_path": nomenclature},
+             confusion + mosaics)  # the area-adjusted accuracy counts the final maps
         return graph
 
 

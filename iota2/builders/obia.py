@@ -718,22 +718,25 @@ def report(runs: int, output_path: str, nomenclature_path: str | None = None) ->
     nomenclature_path
         ``chain.nomenclature_path``, naming the classes.
     """
+    from iota2.builders.validation import area_accuracy_of_runs
     from iota2.core.metrics import read_confusion_csv, write_results_txt
     from iota2.core.nomenclature import read_nomenclature
 
     layout = OutputLayout(output_path)
     names = read_nomenclature(nomenclature_path)
     parts = []
-    for title, confusion, target in (
+    # area-adjusted estimates for the pixel part only: objects of different sizes are not equal-area sample units
+    for title, confusion, target, area_accuracy in (
             ("Pixel-based validation: every pixel of the validation polygons", layout.run_confusion,
-             layout.pixel_results),
+             layout.pixel_results, area_accuracy_of_runs(runs, output_path, nomenclature_path)),
             ("Object-based validation: one count per object labelled from the validation polygons "
-             "(obia.min_class_coverage)", layout.object_confusion, layout.object_results)):
+             "(obia.min_class_coverage)", layout.object_confusion, layout.object_results, None)):
         matrices, labels = [], None
         for run in range(runs):
             matrix, labels = read_confusion_csv(confusion(run))
             matrices.append(matrix)
-        write_results_txt(target, matrices, labels, {label: names.get(label, str(label)) for label in labels})
+        write_results_txt(target, matrices, labels, {label: names.get(label, str(label)) for label in labels},
+                          area_accuracy=area_accuracy)
         parts.append(f"#################### {title} ####################\n\n{target.read_text(encoding='utf-8')}")
     with atomic_output(layout.results) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")

@@ -63,7 +63,7 @@ def confusion_of_run(tiles: list[str], run: int, all_labels: list[int], output_p
 
 def area_accuracy_csv(output_path: str, run: int):
     """``final/TMP/area_accuracy_seed_<S>.csv``: the area-adjusted accuracy of a run (one row per class)."""
-    return OutputLayout(output_path).final_tmp / f"area_accuracy_seed_{run}.csv"
+    return OutputLayout(output_path).area_accuracy(run)
 
 
 def area_accuracy_of_runs(runs: int, output_path: str, nomenclature_path: str | None = None) -> list[AreaAccuracy]:
@@ -91,7 +91,7 @@ def area_accuracy_of_runs(runs: int, output_path: str, nomenclature_path: str | 
     for run in range(runs):
         matrix, labels = read_confusion_csv(layout.run_confusion(run))
         result = assess_map(layout.final_classification(run), matrix, labels)
-        result.map_path = f"final/{layout.final_classification(run).name}"
+        result.map_path = layout.final_classification(run).relative_to(layout.root).as_posix()
         write_area_accuracy_csv(area_accuracy_csv(output_path, run), result, names)
         LOGGER.info("run %d: area-adjusted OA %.4f +- %.4f", run, result.overall_accuracy,
                     result.overall_accuracy_half_width)

@@ -323,6 +323,10 @@ class OutputLayout:
         """``final/TMP/<T>_seed_<S>.csv``: confusion matrix of a tile and run (OTB format)."""
         return self.final_tmp / f"{tile}_seed_{run}.csv"
 
+    def area_accuracy(self, run: int) -> Path:
+        """``final/TMP/area_accuracy_seed_<S>.csv``: the area-adjusted accuracy of a run (Olofsson et al. 2014)."""
+        return self.final_tmp / f"area_accuracy_seed_{run}.csv"
+
     def run_confusion(self, run: int) -> Path:
         """``final/TMP/Classif_Seed_<S>.csv``: confusion matrix of a run over every tile (OTB format)."""
         return self.final_tmp / f"Classif_Seed_{run}.csv"
