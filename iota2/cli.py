@@ -42,7 +42,12 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("-scheduler_type", default="localCluster", choices=SCHEDULER_TYPES,
                         help="debug (in process), localCluster (dask on this machine), Slurm or PBS")
     parser.add_argument("-nb_parallel_tasks", type=int, default=1, help="tasks run at the same time (dask workers)")
-    parser.add_argument("-only_summary", action="store_true", help="print the steps that would run, then stop")
+    parser.add_argument("-only_summary", action="store_true",
+                        help="print the steps that would run and a plan (tasks, pixels, memory and estimated time per "
+                             "step), then stop")
+    parser.add_argument("-execution_graph_files", nargs="+", metavar="FILE",
+                        help="draw the task graph into these files (.svg, .png, .pdf or .dot; several separated by "
+                             "spaces or commas) before the run; with -only_summary, draw it and stop")
     parser.add_argument("-restart", action="store_true", help="resume: skip the tasks a previous run finished")
     parser.add_argument("-no_progress", action="store_true", help="no progress bar")
     return parser
@@ -96,7 +101,29 @@ def _interrupt(signum, frame):  # noqa: ARG001 - signal handler
     raise KeyboardInterrupt
 
 
+def _write_graph_pictures(paths: list[Path], plans: list[tuple[object, Graph, list[str]]]) -> None:
+    """Draw the graphs the scheduler runs (the selected groups of each builder) into ``paths``."""
+    if not paths:
+        return
+    from iota2.core.graph_picture import write_pictures
+
+    write_pictures(paths, [(type(builder).__name__, graph.subgraph(groups)) for builder, graph, groups in plans])
+    print(f"iota2: execution graph drawn in {', '.join(str(path) for path in paths)}", file=sys.stderr)
+
+
+def _print_plan(builder, graph: Graph, groups: list[str], parallel_tasks: int) -> None:
+    """Print the plan with costs of one builder's selected steps (:mod:`iota2.core.plan`)."""
+    from iota2.core.plan import feature_count, format_plan, plan_steps
+
+    tile_set = getattr(builder, "tile_set", None)
+    features = feature_count(tile_set) if tile_set is not None else None
+    print(format_plan(plan_steps(graph, groups, tile_set, features), parallel_tasks, features))
+
+
 def run(args: argparse.Namespace) -> int:
+    from iota2.core.graph_picture import picture_paths
+
+    pictures = picture_paths(getattr(args, "execution_graph_files", None))  # a bad path: before anything runs
     config = load_config(args.config)
     parallel_tasks = args.nb_parallel_tasks if args.scheduler_type != "debug" else 1
     if args.nb_parallel_tasks < 1:
@@ -115,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         for builder, graph, groups in plans:
             print(f"Builder {type(builder).__name__}")
             print(graph.summary(groups))
+            _print_plan(builder, graph, groups, parallel_tasks)
+        _write_graph_pictures(pictures, plans)
         if args.scheduler_type in ("Slurm", "PBS"):
             import dask_jobqueue  # noqa: F401 - sets a signal handler when imported: only the main thread may
 
@@ -130,15 +159,17 @@ def run(args: argparse.Namespace) -> int:
     lock = RunLock(output)
     lock.acquire()
     try:
-        return _run_locked(args, config, builders, output)
+        return _run_locked(args, config, builders, output, pictures)
     finally:
         lock.release()
         if created and output.is_dir() and not any(output.iterdir()):
             output.rmdir()  # refused before anything ran: leave no trace
 
 
-def _run_locked(args: argparse.Namespace, config: Config, builders: list, output: Path) -> int:
-    """The run itself, once the output folder is checked and locked."""
+def _run_locked(args: argparse.Namespace, config: Config, builders: list, output: Path,
+                pictures: list[Path] = ()) -> int:
+    """The run itself, once the output folder is checked and locked (``pictures``: files of
+    ``-execution_graph_files``, drawn before any task runs)."""
     starting = None
     if args.scheduler_type in ("Slurm", "PBS"):
         import dask_jobqueue  # noqa: F401 - sets a signal handler when imported: only the main thread may
@@ -154,6 +185,7 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
         for _builder, graph, groups in plans:
             if groups[0] != graph.groups[0] and not fresh:  # earlier groups' outputs must be there, up to date
                 graph.check_prerequisites(groups, TaskStatus(output / graph.status_file))
+        _write_graph_pictures(list(pictures), plans)
     except BaseException as exc:
         if starting is not None:
             starting.result().close()

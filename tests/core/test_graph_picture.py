@@ -24,7 +24,8 @@ def _graphs(config_path: Path) -> list[tuple[str, Graph]]:
     builders = select_builders(config)
     for builder in builders:
         builder.check_config()
-    return [(type(builder).__name__, graph.subgraph(groups)) for builder, graph, groups in prepare_run(builders, config)]
+    plans = prepare_run(builders, config)
+    return [(type(builder).__name__, graph.subgraph(groups)) for builder, graph, groups in plans]
 
 
 @pytest.fixture(scope="module")
