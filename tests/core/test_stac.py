@@ -290,3 +290,19 @@ def test_items_of_a_real_run_validate_offline_and_move_with_the_folder(make_conf
     broken = copy.deepcopy(card)
     broken["assets"]["model"].pop("mlm:artifact_type")
     assert validation_errors(broken)
+
+
+def test_add_stac_tasks_adds_one_step_and_task_after_its_dependencies():
+    from iota2.builders.stac_items import add_stac_tasks
+    from iota2.core.graph import Graph
+
+    graph = Graph(["init", "validation"])
+    graph.add_step("report", "validation", "report")
+    report = graph.add_task("report", "report", "iota2.builders.validation:report", {"runs": 1})
+    task = add_stac_tasks(graph, "validation", {"output_path": "out", "runs": 1}, [report])
+    assert graph.steps["stac"].group == "validation" and list(graph.steps)[-1] == "stac"
+    assert task.dependencies == ["report"]
+    assert task.resolve().__name__ == "write_run_items"
+    features = Graph(["init", "writing"])
+    assert add_stac_tasks(features, "writing", {}, [], features_map=True).resolve().__name__ == \
+        "write_features_map_item"
