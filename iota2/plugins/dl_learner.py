@@ -76,8 +76,9 @@ SETTINGS = {
 IN_MEMORY_MAX_BYTES = 1 << 30
 
 #: rows per forward pass of :meth:`DeepLearningLearner.predict_proba` on CPU: a batch's activations stay in the
-#: caches (the LTAE at its default size runs 2.6x faster per pixel than with 65 536 rows, the MLP 1.7x)
-PREDICT_BATCH = 4_096
+#: caches (the LTAE at its default size runs 2.5x faster per pixel than with 65 536 rows; 1 024 rows keep that
+#: lead when other processes share the caches, where 4 096 lose half of it)
+PREDICT_BATCH = 1_024
 #: rows per forward pass on a GPU, where larger batches keep it busy
 PREDICT_BATCH_GPU = 65_536
 

@@ -271,9 +271,12 @@ class LTAEEncoder(nn.Module):
         """(batch, n_neurons[-1]) embeddings of (batch, dates, in_channels) series."""
         batch, dates, _ = series.shape
         h = self.in_norm(series)
-        if self.in_projection is not None:
-            h = self.projection_norm(self.in_projection(h))
-        h = h + self.positional_encoding
+        if self.in_projection is not None:  # the positional encoding added as part of the norm's bias: one pass
+            norm = self.projection_norm
+            h = nn.functional.layer_norm(self.in_projection(h), norm.normalized_shape, norm.weight,
+                                         norm.bias + self.positional_encoding, norm.eps)
+        else:
+            h = h + self.positional_encoding
         # a head's score is its master query against its keys, q . (W_h x + b_h) = (W_h^T q) . x + b_h . q: the
         # query is folded into the key weights (n_head columns instead of n_head * d_k, the same function and
         # parameters, 2x faster inference)
