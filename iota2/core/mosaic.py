@@ -25,6 +25,10 @@ from iota2.core.raster import atomic_output, temporary_path
 COG_BLOCKSIZE = 256
 """Tile size (pixels) of the final maps and of their overviews; overviews are made until one fits in a tile."""
 
+COG_CACHE_MB = 64
+"""GDAL block cache (MB) while a COG is written: its overviews are made block by block, so a larger cache only
+grows the memory of the task (GDAL's default, 5 % of the RAM, took 550 MB on a 10000 x 10000 map)."""
+
 OVERVIEW_RESAMPLING = ("nearest", "mode", "average")
 """Overview resampling methods :func:`mosaic_files` accepts: nearest or mode for class maps (a class is never
 averaged), average for confidence, validity and features."""
@@ -153,7 +157,8 @@ def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overvi
     if zstd_level is not None and compress.upper() == "ZSTD":
         options["LEVEL"] = zstd_level
     try:
-        rasterio.shutil.copy(str(source), str(tmp), driver="COG", **options)
+        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_MB):
+            rasterio.shutil.copy(str(source), str(tmp), driver="COG", **options)
     except (rasterio.errors.RasterioError, CPLE_BaseError) as exc:
         if ".ovr.tmp" in str(exc) and "No space left" not in str(exc):
             raise OutputWriteError(

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import textwrap
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest
