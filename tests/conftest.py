@@ -46,3 +46,14 @@ def make_config(tmp_path, s2_dataset):
         return write_config(tmp_path / name, s2_dataset, output or tmp_path / "out", **sections)
 
     return factory
+
+
+BENCH_SMOKE = Path(__file__).parent / "bench"
+"""Smoke runs of the bench/ scripts: marked ``bench``, left out of the default run (``addopts`` in pyproject.toml)
+and run by ``python -m pytest -q -m bench`` (CI runs both)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if BENCH_SMOKE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.bench)
