@@ -31,6 +31,7 @@ import numpy as np
 
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.hookspecs import hookimpl
+from iota2.core.zonal_stats import STATISTICS
 
 __all__ = ["NETWORK_NAMES", "TemporalLayout", "temporal_layout", "resolve_hyper_parameters", "networks",
            "check_dl_model"]
@@ -42,7 +43,7 @@ NETWORK_NAMES = ("MLPClassifier", "ANN", "LTAEClassifier", "SimpleSelfAttentionC
 TORCH_MISSING = ("deep_learning_parameters: the deep-learning networks need torch, which is not installed; "
                  "install it with pip install 'iota2[dl]' (torch==2.13.0)")
 
-_DATED = re.compile(r"^(?P<channel>.+)_(?P<date>\d{8})$")
+_DATED = re.compile(rf"^(?P<channel>.+)_(?P<date>\d{{8}})(?P<statistic>_(?:{'|'.join(STATISTICS)}))?$")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -148,7 +149,9 @@ def temporal_layout(feature_labels, source: str = "the samples file") -> Tempora
 
     A label ending in ``_YYYYMMDD`` (a valid date) is the value of channel ``<label without the date>`` at that
     date: ``sentinel2_b2_20180511`` (channel ``sentinel2_b2``), ``sentinel2_ndvi_20180511``,
-    ``sentinel1_des_vv_20180511``, ``soi_20180511`` (a feature function). Any other label is static:
+    ``sentinel1_des_vv_20180511``, ``soi_20180511`` (a feature function). An object statistic of OBIA,
+    ``<label>_<statistic>`` (:data:`iota2.core.zonal_stats.STATISTICS`), is the channel ``<channel>_<statistic>``
+    at the label's date: ``sentinel2_b2_20180511_mean`` is channel ``sentinel2_b2_mean``. Any other label is static:
     ``userfeatures_mnt``, ``laplace_ndvi``. Dates are the sorted union of all dates, so sensors with
     different date grids share one time axis; the pairs a sensor does not have are missing
     (``index`` -1, ``mask`` False) and networks fill them with 0. Channels and static features are sorted by
@@ -186,7 +189,7 @@ def temporal_layout(feature_labels, source: str = "the samples file") -> Tempora
     for position, label in enumerate(labels):
         match = _DATED.match(label)
         if match and _date(match["date"]) is not None:
-            pairs[(match["date"], match["channel"])] = position
+            pairs[(match["date"], match["channel"] + (match["statistic"] or ""))] = position
         else:
             static.append(position)
     static.sort(key=lambda position: _natural(labels[position]))

@@ -212,3 +212,21 @@ def test_bad_input_stops_at_start_with_one_line(case, message, tmp_path, make_co
     errors = [line for line in err if line.startswith("iota2: error:")]
     assert len(errors) == 1 and message in errors[0], err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_temporal_network_classifies_the_objects(tmp_path, make_config):
+    """The LTAE reads the objects' statistics as time series (``<band>_<date>_<statistic>``: one channel per band
+    and statistic at each date)."""
+    pytest.importorskip("torch")
+    config = make_config(builders={"builders_class_name": ["i2_obia"]}, obia={"stats_used": ["mean", "std"]},
+                         arg_train={"deep_learning_parameters": {"dl_name": "LTAEClassifier", "epochs": 3},
+                                    "samples_format": "parquet",
+                                    "sample_selection": {"sampler": "random", "strategy": "all"}})
+    assert main(["-config", str(config), "-scheduler_type", "debug", "-no_progress"]) == 0
+    out = tmp_path / "out"
+    description = (out / "model" / "model_1_seed_0_dl.json").read_text()
+    assert "LTAEClassifier" in description and "sentinel2_b2_20" in description and "_std" in description
+    with rasterio.open(out / "final" / "Classif_Seed_0.tif") as src:
+        assert len(np.unique(src.read(1))) > 2  # more than nodata and one class
+    assert (out / "final" / "RESULTS.txt").read_text().count("OA : ") == 2

@@ -431,3 +431,15 @@ def test_ltae_attention_is_the_paper_s_master_query_against_the_keys():
         heads = torch.einsum("bht,bthv->bhv", attention, h.view(7, 4, 4, 8)).reshape(7, 32)
         expected = encoder.out_norm(encoder.mlp(heads))
         torch.testing.assert_close(encoder(series), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_temporal_layout_of_object_statistics():
+    """OBIA's features, ``<label>_<statistic>``: each statistic of a dated band is a channel at that date."""
+    labels = ["sentinel2_b2_20180521_std", "sentinel2_b2_20180511_mean", "sentinel2_b2_20180511_std",
+              "sentinel2_b2_20180521_mean", "userfeatures_mnt_mean", "sentinel2_b2_20180511_median"]
+    layout = temporal_layout(labels)
+    assert layout.dates == ("20180511", "20180521")
+    assert layout.channels == ("sentinel2_b2_mean", "sentinel2_b2_std")
+    assert layout.index.tolist() == [[1, 2], [3, 0]]
+    # not a statistic of the list: a static feature, as any label that does not end in a date
+    assert layout.static_labels == ("sentinel2_b2_20180511_median", "userfeatures_mnt_mean")
