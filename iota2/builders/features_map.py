@@ -200,6 +200,6 @@ def mosaic_tiles(tiles: list[str], output_path: str, output_name: str | None = N
     for tile, path in zip(tiles[1:], sources[1:]):
         _check_same_labels(labels, _labels(path), f"tile {tile} ({path.name})", f"tile {tiles[0]}")
     target = layout.final_features_map(output_name)
-    mosaic_files(sources, target, DTYPE, compression, nodata=NODATA,
-                 band_descriptions=labels)
+    mosaic_files(sources, target, DTYPE, compression, nodata=NODATA, band_descriptions=labels,
+                 zstd_level=ZSTD_LEVEL)
     LOGGER.info("feature map of %d tile(s) and %d features written to %s", len(tiles), len(labels), target)

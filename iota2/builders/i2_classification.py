@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 
+from iota2.builders.stac_items import add_stac_tasks
 from iota2.core.builder import Builder
 from iota2.core.config import require
 from iota2.core.errors import ConfigError, InputDataError
@@ -237,6 +238,7 @@ class I2Classification(Builder):
         step("pixels_validity", "mosaic", "mosaic pixel validity")
         step("confusion", "validation", "confusion matrix by run")
         step("report", "validation", "report over runs (RESULTS.txt, figures)")
+        step("html_report", "validation", "self-contained HTML report of the run (final/report.html)")
         task = graph.add_task
 
         directories = task("create_directories", "create_directories", "iota2.core.tile_steps:create_directories",
@@ -265,10 +267,12 @@ class I2Classification(Builder):
                                           "random_seed": train["random_seed"],
                                           "cloud_threshold": train["cloud_threshold"]}, pixels)
                      for region, run in models}
-        for run in range(runs):
-            task(f"class_statistics_seed_{run}", "class_statistics", _task("samples", "write_run_class_statistics"),
-                 {"run": run, "regions": self.regions, "output_path": out, "nomenclature_path": nomenclature},
-                 [selection[region, run] for region in self.regions])
+        class_statistics = [task(f"class_statistics_seed_{run}", "class_statistics",
+                                 _task("samples", "write_run_class_statistics"),
+                                 {"run": run, "regions": self.regions, "output_path": out,
+                                  "nomenclature_path": nomenclature},
+                                 [selection[region, run] for region in self.regions])
+                            for run in range(runs)]
         windows = self.tile_set.window_lists()
         extraction = [task(f"extraction_{tile}_chunk_{index}", "extraction", _task("samples", "extract_chunk_samples"),
                            {"config": sensors, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
@@ -322,20 +326,30 @@ class I2Classification(Builder):
         mosaics = [task(f"mosaic_seed_{run}", "mosaic", _task("mosaic", "mosaic_run"),
                         {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out,
                          "compression": compression, "color_table": chain.get("color_table"),
+                         "nomenclature_path": nomenclature,
                          "probability_map": final_probability_map},
                         [merged_chunks[tile, run] for tile in self.tiles])
                    for run in range(runs)]
-        task("pixels_validity", "pixels_validity", _task("mosaic", "pixels_validity"),
-             {"tiles": self.tiles, "output_path": out, "compression": compression},
-             [merged_chunks[tile, 0] for tile in self.tiles] + list(validity.values()))
+        validity_map = task("pixels_validity", "pixels_validity", _task("mosaic", "pixels_validity"),
+                            {"tiles": self.tiles, "output_path": out, "compression": compression},
+                            [merged_chunks[tile, 0] for tile in self.tiles] + list(validity.values()))
         confusion = [task(f"confusion_seed_{run}", "confusion", _task("validation", "confusion_of_run"),
                           {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out,
                            "nomenclature_path": nomenclature},
                           [merged_chunks[tile, run] for tile in self.tiles] + pixels)
                      for run in range(runs)]
-        task("report", "report", _task("validation", "report"),
-             {"runs": runs, "output_path": out, "nomenclature_path": nomenclature},
-             confusion + mosaics)  # the area-adjusted accuracy counts the final maps
+        report = task("report", "report", _task("validation", "report"),
+                      {"runs": runs, "output_path": out, "nomenclature_path": nomenclature},
+                      confusion + mosaics)  # the area-adjusted accuracy counts the final maps
+        task("html_report", "html_report", "iota2.builders.report_task:write_html_report",
+             {"output_path": out, "runs": runs, "nomenclature_path": nomenclature,
+              "color_table": chain.get("color_table")},
+             [report, validity_map] + mosaics + class_statistics)
+        add_stac_tasks(graph, "validation",
+                       {"output_path": out, "runs": runs, "regions": self.regions, "all_labels": self.labels,
+                        "dates_by_sensor": self.dates_by_sensor, "nomenclature_path": nomenclature,
+                        "color_table": chain.get("color_table")},
+                       [report, validity_map] + mosaics + learning)
         return graph
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 
+from iota2.builders.stac_items import add_stac_tasks
 from iota2.core.builder import Builder
 from iota2.core.errors import ConfigError
 from iota2.core.graph import Graph
@@ -44,9 +45,10 @@ class I2FeaturesMap(Builder):
     mandatory_keys: list[tuple[str, str]] = []
 
     def final_products(self) -> tuple[str, ...]:
-        """The feature map ``final/<output_name>.tif``."""
-        return (OutputLayout(self.config["chain"]["output_path"]).final_features_map(
-            self.config["external_features"].get("output_name")).name,)
+        """The feature map ``final/<output_name>.tif``, its GDAL side file and its STAC folder."""
+        output_name = self.config["external_features"].get("output_name")
+        path = OutputLayout(self.config["chain"]["output_path"]).final_features_map(output_name)
+        return path.name, f"{path.name}.aux.xml", f"{path.stem}_stac"
 
     def __init__(self, config, parallel_tasks: int = 1):
         super().__init__(config, parallel_tasks)
@@ -137,9 +139,11 @@ class I2FeaturesMap(Builder):
                                   {"tile": tile, "grid": grids[tile], "windows": windows[tile], "output_path": out,
                                    "compression": compression, "remove_tmp_files": chain["remove_tmp_files"]},
                                   chunks))
-        task("features_map", "features_map", f"{STEPS}:mosaic_tiles",
-             {"tiles": self.tiles, "output_path": out, "output_name": output_name, "compression": compression},
-             tile_maps)
+        final_map = task("features_map", "features_map", f"{STEPS}:mosaic_tiles",
+                         {"tiles": self.tiles, "output_path": out, "output_name": output_name,
+                          "compression": compression}, tile_maps)
+        add_stac_tasks(graph, "writing", {"output_path": out, "output_name": output_name, "dates_by_sensor": dates},
+                       [final_map], features_map=True)
         return graph
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 
 from iota2.builders.i2_classification import I2Classification
+from iota2.builders.stac_items import add_stac_tasks
 from iota2.core.errors import ConfigError
 from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
@@ -162,6 +163,7 @@ class I2Obia(I2Classification):
         step("confusion", "validation", "pixel-based confusion matrix by run")
         step("object_confusion", "validation", "object-based confusion matrix by run")
         step("report", "validation", "report over runs (RESULTS.txt: pixels and objects)")
+        step("html_report", "validation", "self-contained HTML report of the run (final/report.html)")
         task = graph.add_task
 
         directories = task("obia_directories", "obia_directories", "iota2.core.tile_steps:create_directories",
@@ -235,10 +237,12 @@ class I2Obia(I2Classification):
                  "data_field": chain["data_field"], "samples_format": train["samples_format"],
                  "sample_selection": train["sample_selection"], "random_seed": train["random_seed"],
                  "min_coverage": coverage, "crs": crs}, objects + object_truth + polygons)
-        for run in range(runs):
-            task(f"class_statistics_seed_{run}", "class_statistics", _task("samples", "write_run_class_statistics"),
-                 {"run": run, "regions": self.regions, "output_path": out, "nomenclature_path": nomenclature},
-                 [samples[region, run] for region in self.regions])
+        class_statistics = [task(f"class_statistics_seed_{run}", "class_statistics",
+                                 _task("samples", "write_run_class_statistics"),
+                                 {"run": run, "regions": self.regions, "output_path": out,
+                                  "nomenclature_path": nomenclature},
+                                 [samples[region, run] for region in self.regions])
+                            for run in range(runs)]
         learning = [task(f"learning_region_{region}_seed_{run}", "learning", _task("learning", "train_model"),
                          {"region": region, "run": run, "output_path": out, "learner_name": learner_name,
                           "settings": learner_settings, "data_field": chain["data_field"],
@@ -264,14 +268,15 @@ class I2Obia(I2Classification):
             mosaics.append(task(f"mosaic_seed_{run}", "mosaic", _task("mosaic", "mosaic_run"),
                  {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out,
                   "compression": compression, "color_table": chain.get("color_table"),
+                  "nomenclature_path": nomenclature,
                   "probability_map": final_probability_map},
                  [tile_maps[tile, run] for tile in self.tiles]))
             task(f"vectorise_objects_seed_{run}", "vectorise_objects", f"{STEPS}:vectorise_objects",
                  {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out},
                  classified + polygons)
-        task("pixels_validity", "pixels_validity", _task("mosaic", "pixels_validity"),
-             {"tiles": self.tiles, "output_path": out, "compression": compression},
-             [tile_maps[tile, 0] for tile in self.tiles] + list(validity.values()))
+        validity_map = task("pixels_validity", "pixels_validity", _task("mosaic", "pixels_validity"),
+                            {"tiles": self.tiles, "output_path": out, "compression": compression},
+                            [tile_maps[tile, 0] for tile in self.tiles] + list(validity.values()))
         confusion = []
         for run in range(runs):
             confusion.append(task(f"confusion_seed_{run}", "confusion", _task("validation", "confusion_of_run"),
@@ -282,9 +287,18 @@ class I2Obia(I2Classification):
                                   {"tiles": self.tiles, "run": run, "all_labels": self.labels, "output_path": out,
                                    "min_coverage": coverage, "nomenclature_path": nomenclature},
                                   classified + object_truth))
-        task("report", "report", f"{STEPS}:report", {"runs": runs, "output_path": out,
-                                                     "nomenclature_path": nomenclature},
-             confusion + mosaics)  # the area-adjusted accuracy counts the final maps
+        report = task("report", "report", f"{STEPS}:report", {"runs": runs, "output_path": out,
+                                                              "nomenclature_path": nomenclature},
+                      confusion + mosaics)  # the area-adjusted accuracy counts the final maps
+        task("html_report", "html_report", "iota2.builders.report_task:write_html_report",
+             {"output_path": out, "runs": runs, "nomenclature_path": nomenclature,
+              "color_table": chain.get("color_table")},
+             [report, validity_map] + mosaics + class_statistics)
+        add_stac_tasks(graph, "validation",
+                       {"output_path": out, "runs": runs, "regions": self.regions, "all_labels": self.labels,
+                        "dates_by_sensor": self.dates_by_sensor, "nomenclature_path": nomenclature,
+                        "color_table": chain.get("color_table")},
+                       [report, validity_map] + mosaics + learning)
         return graph
 
 

@@ -290,10 +290,17 @@ def write_model_items(output_path: str, run: int, regions: list[str], legend, st
 
 # ---------------------------------------------------------------------------- features map
 
+def features_map_stac_folder(output_path: str | Path, output_name: str | None) -> Path:
+    """``final/<output_name>_stac/``: the STAC files of a features map (a folder of its own, so that a features
+    map written into a classification's output folder leaves the classification's ``final/stac/`` alone)."""
+    layout = OutputLayout(output_path)
+    return layout.final / f"{layout.final_features_map(output_name).stem}_{STAC_FOLDER}"
+
+
 def write_features_map_item(output_path: str, output_name: str | None,
                             dates_by_sensor: dict[str, list[str]]) -> list[Path]:
     """Write the STAC item of the features map ``final/<output_name>.tif`` (one ``raster:bands`` entry per feature,
-    named by its label) and ``final/stac/collection.json``.
+    named by its label) and its collection, in :func:`features_map_stac_folder`.
 
     Raises
     ------
@@ -310,11 +317,13 @@ def write_features_map_item(output_path: str, output_name: str | None,
                              "item")
     start, end = date_range(dates_by_sensor)
     _check_dates(start, end, f"STAC item of {raster}")
-    item = map_item(raster, map_item_path(output_path, raster), start, end, "features map (one band per feature)",
+    folder = features_map_stac_folder(output_path, output_name)
+    item_path = folder / f"{raster.stem}.json"
+    item = map_item(raster, item_path, start, end, "features map (one band per feature)",
                     extra_assets=_sidecars(layout, raster))
-    collection = write_collection(maps_stac_folder(output_path), FEATURES_COLLECTION_ID,
+    collection = write_collection(folder, FEATURES_COLLECTION_ID,
                                   f"Features map of the iota2 run in {layout.root.name}", [item])
-    return [map_item_path(output_path, raster), collection]
+    return [item_path, collection]
 
 
 # ---------------------------------------------------------------------------- graph

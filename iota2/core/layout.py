@@ -21,8 +21,9 @@ OUTPUT_FOLDERS = ("samplesSelection", "model", "formattingVectors", "classif", "
 OUTPUT_ENTRIES = tuple(sorted({folder.split("/")[0] for folder in OUTPUT_FOLDERS}))
 """Top-level entries of :data:`OUTPUT_FOLDERS`: what ``chain.remove_output_path`` may delete for the builder."""
 
-CLASSIFICATION_FINAL_PRODUCTS = ("Classif_Seed_*", "Confidence_Seed_*", "ProbabilityMap_seed_*", "PixelsValidity.tif",
-                                 "Confusion_Matrix_Classif_Seed_*", "RESULTS.txt", "TMP")
+CLASSIFICATION_FINAL_PRODUCTS = ("Classif_Seed_*", "Confidence_Seed_*", "ProbabilityMap_seed_*", "PixelsValidity.*",
+                                 "Confusion_Matrix_Classif_Seed_*", "RESULTS.txt", "TMP", "quicklooks", "stac",
+                                 "report.html")
 """Glob patterns of what the classification builder writes in ``final/`` (see :meth:`OutputLayout.final`)."""
 
 STATUS_FILE = "IOTA2_tasks_status.txt"
@@ -334,6 +335,11 @@ class OutputLayout:
     def confusion_figure(self, run: int) -> Path:
         """``final/Confusion_Matrix_Classif_Seed_<S>.png``."""
         return self.final / f"Confusion_Matrix_Classif_Seed_{run}.png"
+
+    @property
+    def report_html(self) -> Path:
+        """``final/report.html``: the self-contained HTML report of the run."""
+        return self.final / "report.html"
 
     @property
     def results(self) -> Path:

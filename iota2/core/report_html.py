@@ -49,8 +49,6 @@ from iota2.core.raster import atomic_output
 
 LOGGER = logging.getLogger(__name__)
 
-REPORT_NAME = "report.html"
-"""Name of the report in ``final/``."""
 
 MAX_IMAGE_SIDE = 1400
 """Largest side, in pixels, of an embedded picture (larger ones are downsampled; the quicklooks fit)."""
@@ -93,8 +91,8 @@ footer { margin-top: 36px; color: #6a7682; font-size: 12px; }
 
 
 def report_path(output_path: str | Path) -> Path:
-    """``final/report.html`` under ``chain.output_path``."""
-    return OutputLayout(output_path).final / REPORT_NAME
+    """``final/report.html`` under ``chain.output_path`` (:attr:`iota2.core.layout.OutputLayout.report_html`)."""
+    return OutputLayout(output_path).report_html
 
 
 @dataclasses.dataclass
