@@ -21,6 +21,7 @@ from rasterio.merge import merge
 
 from iota2.core.errors import OutputWriteError
 from iota2.core.raster import atomic_output, temporary_path
+from iota2.core.scheduler import task_threads
 
 COG_BLOCKSIZE = 256
 """Tile size (pixels) of the final maps and of their overviews; overviews are made until one fits in a tile."""
@@ -156,6 +157,9 @@ def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overvi
                "OVERVIEW_RESAMPLING": overview_resampling.upper(), "OVERVIEWS": "IGNORE_EXISTING"}
     if zstd_level is not None and compress.upper() == "ZSTD":
         options["LEVEL"] = zstd_level
+    threads = task_threads()
+    if threads > 1 and compress.upper() != "NONE":
+        options["NUM_THREADS"] = threads  # blocks compressed in parallel on the task's share of the cores
     try:
         with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_MB):
             rasterio.shutil.copy(str(source), str(tmp), driver="COG", **options)

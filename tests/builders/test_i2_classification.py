@@ -182,7 +182,8 @@ def test_tasks_receive_the_values_they_use_and_a_changed_value_reaches_only_its_
     assert changed(arg_train={"sample_selection": {"sampler": "periodic", "strategy": "constant",
                                                    "strategy.constant.nb": 100}}) == {"selection_region_1_seed_0"}
     assert changed(arg_train={"ratio": 0.7}) == {"ground_truth"}
-    assert changed(chain={"nomenclature_path": None}) == {"class_statistics_seed_0", "confusion_seed_0", "report"}
+    assert changed(chain={"nomenclature_path": None}) == {"class_statistics_seed_0", "confusion_seed_0", "report",
+                                                          "mosaic_seed_0", "html_report", "stac"}  # class names
     compressed = changed(chain={"compression_algorithm": "LZW"})
     assert {"validity_T31TCJ", "classification_T31TCJ_chunk_0", "merge_chunks_T31TDJ_seed_0", "mosaic_seed_0",
             "pixels_validity"} <= compressed
