@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 
-from iota2.builders.stac_items import add_stac_tasks
+from iota2.builders.report_task import add_report_and_stac_tasks
 from iota2.core.builder import Builder
 from iota2.core.config import require
 from iota2.core.errors import ConfigError, InputDataError
@@ -341,15 +341,10 @@ class I2Classification(Builder):
         report = task("report", "report", _task("validation", "report"),
                       {"runs": runs, "output_path": out, "nomenclature_path": nomenclature},
                       confusion + mosaics)  # the area-adjusted accuracy counts the final maps
-        task("html_report", "html_report", "iota2.builders.report_task:write_html_report",
-             {"output_path": out, "runs": runs, "nomenclature_path": nomenclature,
-              "color_table": chain.get("color_table")},
-             [report, validity_map] + mosaics + class_statistics)
-        add_stac_tasks(graph, "validation",
-                       {"output_path": out, "runs": runs, "regions": self.regions, "all_labels": self.labels,
-                        "dates_by_sensor": self.dates_by_sensor, "nomenclature_path": nomenclature,
-                        "color_table": chain.get("color_table")},
-                       [report, validity_map] + mosaics + learning)
+        add_report_and_stac_tasks(graph, output_path=out, runs=runs, regions=self.regions, all_labels=self.labels,
+                                  dates_by_sensor=self.dates_by_sensor, nomenclature_path=nomenclature,
+                                  color_table=chain.get("color_table"), report=report, validity_map=validity_map,
+                                  mosaics=mosaics, class_statistics=class_statistics, learning=learning)
         return graph
 
 
