@@ -14,7 +14,7 @@ import rasterio
 from iota2.core.layout import OutputLayout
 from iota2.core.legend import (Legend, class_colormap, class_legend, default_colormap, paletted_qml, ramp_qml,
                                write_categories, write_qml)
-from iota2.core.mosaic import COG_CACHE_MB, mosaic_files, to_cog
+from iota2.core.mosaic import COG_CACHE_BYTES, mosaic_files, to_cog
 from iota2.core.nomenclature import read_color_table, read_nomenclature
 from iota2.core.quicklook import class_quicklook, quicklook_path, ramp_quicklook
 from iota2.core.raster import atomic_output, label_dtype, temporary_path
@@ -63,7 +63,7 @@ def mosaic_run(tiles: list[str], run: int, all_labels: list[int], output_path: s
     GDAL's block cache is held to :data:`iota2.core.mosaic.COG_CACHE_MB` during the task, so that its memory does
     not grow with the size of the maps.
     """
-    with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_MB):
+    with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
         _mosaic_run(tiles, run, all_labels, output_path, compression, color_table, probability_map, nomenclature_path)
 
 
@@ -139,7 +139,7 @@ def pixels_validity(tiles: list[str], output_path: str, compression: str) -> Non
     compression
         ``chain.compression_algorithm``.
     """
-    with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_MB):
+    with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
         _pixels_validity(tiles, output_path, compression)
 
 

@@ -270,7 +270,7 @@ def map_class_areas(path: str | Path, labels) -> tuple[np.ndarray, np.ndarray, l
         src = rasterio.open(path)
     except rasterio.errors.RasterioError as exc:
         raise InputDataError(f"class map '{path}' cannot be read ({exc}); run the chain again with -restart") from exc
-    with src, rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
+    with src, rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB * 2**20):  # an integer is bytes
         if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
             raise InputDataError(f"class map '{path}' has {src.dtypes[0]} pixels: a class map holds integer labels")
         nodata = src.nodata
