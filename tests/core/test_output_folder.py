@@ -130,6 +130,35 @@ def test_final_is_shared_only_the_given_products_are_removed_or_set_aside(tmp_pa
     assert not (output / "IOTA2_tasks_status_i2_features_map.txt").exists()
 
 
+def test_each_builder_sets_aside_its_own_styles_quicklooks_report_and_stac_only(make_config, tmp_path):
+    """The sidecar files of the final maps (styles, GDAL categories, quicklooks, report, STAC) move with their
+    builder's products; the other builder's products and a file of the user's stay in final/."""
+    from iota2.builders.i2_classification import I2Classification
+    from iota2.builders.i2_features_map import I2FeaturesMap
+
+    config = load_config(make_config(external_features={"output_name": "soil"}))
+    output = Path(config["chain"]["output_path"])
+    mark_output_folder(output)
+    final = output / "final"
+    classification = ["Classif_Seed_0.tif", "Classif_Seed_0.qml", "Classif_Seed_0.tif.aux.xml", "PixelsValidity.qml",
+                      "PixelsValidity.tif", "report.html", "quicklooks", "stac"]
+    features_map = ["soil.tif", "soil.tif.aux.xml", "soil_stac"]
+    for name in classification + features_map + ["my_notes.txt"]:
+        path = final / name
+        if "." in name:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(name)
+        else:
+            (path / "item.json").parent.mkdir(parents=True)
+            (path / "item.json").write_text(name)
+    moved = set_aside_previous_products(output, I2FeaturesMap(config).final_products())
+    assert sorted(moved) == sorted(features_map)
+    moved = set_aside_previous_products(output, I2Classification(config).final_products())
+    assert sorted(moved) == sorted(classification)
+    assert sorted(p.name for p in final.iterdir()) == ["my_notes.txt"]
+    assert (output / "final_previous" / "stac" / "item.json").read_text() == "stac"
+
+
 def test_an_output_folder_inside_nothing_is_accepted(make_config, tmp_path):
     config = load_config(make_config())
     assert check_output_folder(config) == (tmp_path / "out").resolve()
