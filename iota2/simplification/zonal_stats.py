@@ -1,0 +1,1 @@
+"""Zonal statistics of classification maps over polygons (class proportions, descriptive statistics)."""
