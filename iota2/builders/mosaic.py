@@ -6,6 +6,7 @@ palette, QGIS ``.qml`` styles, see :mod:`iota2.core.legend`) and quicklooks (``f
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -73,25 +74,25 @@ def _mosaic_run(tiles, run, all_labels, output_path, compression, color_table, p
     colors = read_color_table(color_table)
     legend = class_legend(all_labels, read_nomenclature(nomenclature_path), colors, color_table)
     labels_out = layout.final_classification(run)
-    mosaic_files([layout.tile_map(t, run) for t in tiles], labels_out, dtype, compression,
-                 overview_resampling=CLASS_OVERVIEWS,
-                 zstd_level=MAPS_ZSTD_LEVEL)
-    _class_legend_files(labels_out, legend)
-    confidence = layout.final_confidence(run)
-    mosaic_files([layout.tile_map(t, run, "confidence") for t in tiles], confidence, "uint8", compression,
-                 overview_resampling="average",
-                 zstd_level=MAPS_ZSTD_LEVEL)
-    write_qml(confidence, ramp_qml(0, 100, "%"))
     colormap = class_colormap(colors, all_labels)
     indexed = layout.final_color_indexed(run)
-    if dtype == "uint8":
+    if dtype == "uint8":  # the class map carries its palette: the colour-indexed map is the same file, copied
         colormap = {k: v for k, v in colormap.items() if 0 <= k <= 255}
-        mosaic_files([layout.tile_map(t, run) for t in tiles], indexed, dtype, compression, colormap=colormap,
-                     overview_resampling=CLASS_OVERVIEWS,
-                 zstd_level=MAPS_ZSTD_LEVEL)
+        mosaic_files([layout.tile_map(t, run) for t in tiles], labels_out, dtype, compression, colormap=colormap,
+                     overview_resampling=CLASS_OVERVIEWS, zstd_level=MAPS_ZSTD_LEVEL)
+        with atomic_output(indexed) as tmp:
+            shutil.copyfile(labels_out, tmp)
+        _class_legend_files(labels_out, legend)
         _class_legend_files(indexed, legend)
     else:  # GeoTIFF palettes need 8-bit (or 16-bit with 65536 entries); write an RGB rendering instead
+        mosaic_files([layout.tile_map(t, run) for t in tiles], labels_out, dtype, compression,
+                     overview_resampling=CLASS_OVERVIEWS, zstd_level=MAPS_ZSTD_LEVEL)
+        _class_legend_files(labels_out, legend)
         _write_rgb(labels_out, indexed, colormap, compression)
+    confidence = layout.final_confidence(run)
+    mosaic_files([layout.tile_map(t, run, "confidence") for t in tiles], confidence, "uint8", compression,
+                 overview_resampling="average", zstd_level=MAPS_ZSTD_LEVEL)
+    write_qml(confidence, ramp_qml(0, 100, "%"))
     if probability_map:
         mosaic_files([layout.tile_map(t, run, "proba") for t in tiles], layout.final_probability_map(run), "int16",
                      compression, nodata=None, overview_resampling="average",

@@ -192,6 +192,9 @@ def test_final_maps_are_cogs_with_their_legend_style_and_quicklook(tmp_path, cap
         assert len(np.unique(src.read(1, out_shape=(src.height // 4, src.width // 4)))) > 50  # averaged
     with rasterio.open(layout.final_color_indexed(0)) as src:
         assert src.colormap(1)[1] == (255, 200, 0, 255) and src.colormap(1)[5] == (0, 0, 255, 255)
+    with rasterio.open(final) as src:  # the class map carries the same palette: the indexed map is its copy
+        assert src.colormap(1)[1] == (255, 200, 0, 255)
+    assert final.read_bytes() == layout.final_color_indexed(0).read_bytes()
 
     for path in (final, layout.final_color_indexed(0)):
         names, rows = gdal_category_names(path)
