@@ -2,7 +2,8 @@
 
 Other commands: ``iota2 plugins`` (what is registered and where from), ``iota2 config-reference``
 (the configuration reference generated from the declared defaults), ``iota2 demo`` (generate the
-demo data set and run the classification chain on it).
+demo data set and run the classification chain on it), ``iota2 convert-config old.cfg > new.yaml`` (an iota2
+``.cfg`` configuration written as YAML, comments kept).
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ LOGGER = logging.getLogger("iota2")
 def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iota2", description="Run an iota2 workflow described by a YAML configuration file.",
-        epilog="Other commands: 'iota2 plugins', 'iota2 config-reference', 'iota2 demo', and those of plugins "
-               "(listed by 'iota2 plugins').")
-    parser.add_argument("-config", required=True, help="YAML configuration file")
+        epilog="Other commands: 'iota2 plugins', 'iota2 config-reference', 'iota2 demo', 'iota2 convert-config', "
+               "and those of plugins (listed by 'iota2 plugins').")
+    parser.add_argument("-config", required=True, help="configuration file: YAML, or iota2's .cfg syntax")
     parser.add_argument("-scheduler_type", default="localCluster", choices=SCHEDULER_TYPES,
                         help="debug (in process), localCluster (dask on this machine), Slurm or PBS")
     parser.add_argument("-nb_parallel_tasks", type=int, default=1, help="tasks run at the same time (dask workers)")
@@ -317,7 +318,32 @@ def demo_command(argv: list[str]) -> int:
     return run(run_parser().parse_args(options))
 
 
-COMMANDS = {"plugins": plugins_command, "config-reference": config_reference_command, "demo": demo_command}
+def convert_config_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="iota2 convert-config",
+                                     description="Write an iota2 .cfg configuration (section : { key : value }) as "
+                                                 "YAML, comments kept; values computed with $references or '+' are "
+                                                 "written resolved.")
+    parser.add_argument("cfg", help="the .cfg file")
+    parser.add_argument("-o", "--output", help="write to this file instead of standard output")
+    args = parser.parse_args(argv)
+    from iota2.core.cfg_syntax import parse, to_yaml
+    from iota2.core.config import read_utf8_text
+
+    source = Path(args.cfg)
+    if not source.is_file():
+        raise ConfigError(f"convert-config: '{source}' does not exist; give the path of a .cfg configuration")
+    text = to_yaml(parse(read_utf8_text(source, ConfigError, "configuration file"), str(source)), str(source))
+    if args.output:
+        with atomic_output(args.output) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
+        print(f"iota2: {source} written as YAML in {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+COMMANDS = {"plugins": plugins_command, "config-reference": config_reference_command, "demo": demo_command,
+            "convert-config": convert_config_command}
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001

@@ -1,6 +1,8 @@
 """YAML configuration: sections and keys with types and defaults, strict validation, clear errors.
 
-A configuration is a YAML mapping of sections (``chain``, ``arg_train``, ...) to mappings of keys.
+A configuration is a YAML mapping of sections (``chain``, ``arg_train``, ...) to mappings of keys; iota2's own
+``.cfg`` files (``chain : { output_path : '/out' }``) are read too (:mod:`iota2.core.cfg_syntax`), into the same
+validated configuration.
 Every key is declared once, here for the core sections or by a plugin through the
 ``iota2_config_sections`` hook, with its type, default and documentation. Loading a file:
 
@@ -656,13 +658,56 @@ def _yaml_error_line(exc: yaml.YAMLError):
     return (mark.line + 1, mark.column + 1) if mark else None
 
 
+def _cfg_opens_a_section(text: str) -> bool:
+    """Whether ``text`` starts like iota2's ``.cfg`` syntax: a first entry ``name :`` opening a ``{``."""
+    return re.match(r"\s*(?:#[^\n]*\s*)*(?:[A-Za-z_]\w*|'[^'\n]*'|\"[^\"\n]*\")\s*:\s*(?:#[^\n]*\s*)*\{",
+                    text) is not None
+
+
+def _parse_config_text(text: str, path: Path):
+    """The raw mapping of a configuration file: iota2's ``.cfg`` syntax (:mod:`iota2.core.cfg_syntax`) for a
+    ``.cfg`` file, YAML otherwise; a file in the other syntax than its name says is read too."""
+    from iota2.core.cfg_syntax import load_cfg
+
+    if path.suffix.lower() == ".cfg":
+        try:
+            return load_cfg(path, text)
+        except ConfigError as cfg_error:
+            try:
+                raw = _parse_yaml(text, path)
+            except yaml.YAMLError:
+                raise cfg_error from None
+            if not isinstance(raw, dict) or _cfg_opens_a_section(text):
+                raise cfg_error from None
+            LOGGER.info("%s: read as YAML (it is not in the .cfg syntax: %s)", path, cfg_error)
+            return raw
+    try:
+        return _parse_yaml(text, path)
+    except _RepeatedKeyError as exc:
+        raise ConfigError(f"'{path}': '{exc.key}' is written twice, on lines {exc.first_line} and {exc.second_line} "
+                          "(YAML would silently keep only the second); merge them into one") from None
+    except yaml.YAMLError as exc:
+        try:
+            return load_cfg(path, text)
+        except ConfigError:
+            if _cfg_opens_a_section(text):
+                raise
+        position = _yaml_error_line(exc)
+        where = f" at line {position[0]}, column {position[1]}" if position else ""
+        hint = "; check the indentation, put a space after the ':' of each 'key: value', and quote values that " \
+               "contain ': ' (files in iota2's 'section : { key : value }' syntax are read too: name them .cfg)"
+        raise ConfigError(f"'{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}{hint}") from exc
+
+
 def load_config(path: str | Path, sections: dict[str, Section] | None = None) -> Config:
-    """Read and validate a YAML configuration file, and read the class files it names.
+    """Read and validate a configuration file, and read the class files it names.
 
     Parameters
     ----------
     path
-        The YAML file (UTF-8).
+        The configuration (UTF-8): YAML, or iota2's ``.cfg`` syntax (``chain : { output_path : '/out' }``, read by
+        :mod:`iota2.core.cfg_syntax`) when its name ends with ``.cfg`` or it is not YAML. Both give the same
+        validated configuration.
     sections
         The declared sections; default: the core sections and those of the installed plugins.
 
@@ -674,28 +719,17 @@ def load_config(path: str | Path, sections: dict[str, Section] | None = None) ->
     Raises
     ------
     ConfigError
-        When the file is missing, not UTF-8, not YAML, repeats a key, or fails :func:`validate`.
+        When the file is missing, not UTF-8, not YAML nor ``.cfg`` (``file:line:col`` and what was expected),
+        repeats a key, or fails :func:`validate`.
     InputDataError
         When the nomenclature or the colour table it names is missing or wrong
         (:mod:`iota2.core.nomenclature`).
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"configuration file '{path}' does not exist; pass an existing YAML file to -config")
+        raise ConfigError(f"configuration file '{path}' does not exist; pass an existing YAML or .cfg file to -config")
     text = read_utf8_text(path, ConfigError, "configuration file")
-    try:
-        raw = _parse_yaml(text, path)
-    except _RepeatedKeyError as exc:
-        raise ConfigError(f"'{path}': '{exc.key}' is written twice, on lines {exc.first_line} and {exc.second_line} "
-                          "(YAML would silently keep only the second); merge them into one") from None
-    except yaml.YAMLError as exc:
-        position = _yaml_error_line(exc)
-        where = f" at line {position[0]}, column {position[1]}" if position else ""
-        hint = ("; iota2's older '.cfg' syntax (section : { key : value }) is not read: write the same sections in "
-                "YAML, 'section:' then indented 'key: value' lines") if path.suffix == ".cfg" \
-            else "; check the indentation, put a space after the ':' of each 'key: value', and quote values that " \
-                 "contain ': '"
-        raise ConfigError(f"'{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}{hint}") from exc
+    raw = _parse_config_text(text, path)
     config = validate(raw, sections, source=str(path))
     config.path = str(path.resolve())
     from iota2.core.nomenclature import read_color_table, read_nomenclature
