@@ -315,8 +315,9 @@ class _Parser:
             else:
                 before = self.tokens[self.index - 2] if self.index >= 2 else None
                 if before is not None and before.kind not in ("{", ",") and before.line == key_token.line:
+                    example = self._span(before, key_token)
                     raise self.error(key_token, "',' or a new line after the value",
-                                     f"a value containing spaces must be quoted, e.g. '{self._span(before, key_token)}'")
+                                     f"a value containing spaces must be quoted, e.g. '{example}'")
                 raise self.error(self.token, f"':' after the key '{key}'", "write 'key : value'")
             mapping.entries.append(entry)
             if self.token.kind == ",":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from iota2.core.hookspecs import hookimpl
 from iota2.sensors.optical import NODATA, MaskSpec, OpticalSensor, TheiaProduct, sensor_sections
+from iota2.sensors.script_api import ScriptSensor
 
 #: stack order of the bands
 BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
@@ -75,3 +76,10 @@ def iota2_config_sections():
         Landsat8Theia, "Landsat 8 L2A products of THEIA (MAJA format).",
         "Folder holding one sub-folder per tile of Landsat 8 THEIA L2A products (LANDSAT8-OLITIRS-XS_*_L2A_*); "
         "enables the Landsat 8 sensor.")
+
+
+class landsat_8(ScriptSensor):  # noqa: N801 - iota2's script API name
+    """iota2's script class of the Landsat 8 THEIA sensor: ``landsat_8(**parameters).get_features(ram)``
+    gives its features on a tile, computed when read (:mod:`iota2.sensors.script_api`)."""
+
+    sensor_class = Landsat8Theia

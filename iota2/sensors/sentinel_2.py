@@ -23,9 +23,10 @@ from iota2.core.hookspecs import hookimpl
 from iota2.core.raster import aligned_window, read_onto_grid
 from iota2.sensors.optical import (INDEX_BANDS, INDEX_EPSILON, MASK_FILL, NODATA, MaskSpec, OpticalSensor,
                                    TheiaProduct, compute_features, sensor_sections, theia_date)
+from iota2.sensors.script_api import ScriptSensor
 
 __all__ = ["BANDS", "BANDS_10M", "INDEX_BANDS", "INDEX_EPSILON", "MASKS", "MASK_FILL", "NODATA", "Product",
-           "Sentinel2Theia", "aligned_window", "compute_features", "product_date", "read_onto_grid"]
+           "Sentinel2Theia", "aligned_window", "compute_features", "product_date", "read_onto_grid", "sentinel_2"]
 
 #: stack order of the bands
 BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
@@ -87,3 +88,10 @@ def iota2_config_sections():
         Sentinel2Theia, "Sentinel-2 L2A products of THEIA (MAJA format).",
         "Folder holding one sub-folder per tile of Sentinel-2 THEIA L2A products (SENTINEL2*_L2A_*); enables the "
         "Sentinel-2 sensor.")
+
+
+class sentinel_2(ScriptSensor):  # noqa: N801 - iota2's script API name
+    """iota2's script class of the Sentinel-2 THEIA sensor: ``sentinel_2(**parameters).get_features(ram)``
+    gives its features on a tile, computed when read (:mod:`iota2.sensors.script_api`)."""
+
+    sensor_class = Sentinel2Theia

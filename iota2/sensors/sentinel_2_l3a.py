@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from iota2.core.hookspecs import hookimpl
 from iota2.sensors.optical import INDEX_BANDS, NODATA, MaskSpec, OpticalSensor, TheiaProduct, sensor_sections
+from iota2.sensors.script_api import ScriptSensor
 
 #: stack order of the bands
 BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
@@ -74,3 +75,10 @@ def iota2_config_sections():
         Sentinel2L3A, "Sentinel-2 L3A monthly syntheses of THEIA (WASP).",
         "Folder holding one sub-folder per tile of Sentinel-2 THEIA L3A products (SENTINEL2X_*_L3A_*); enables the "
         "Sentinel-2 L3A sensor.")
+
+
+class sentinel_2_l3a(ScriptSensor):  # noqa: N801 - iota2's script API name
+    """iota2's script class of the Sentinel-2 THEIA L3A sensor: ``sentinel_2_l3a(**parameters).get_features(ram)``
+    gives its features on a tile, computed when read (:mod:`iota2.sensors.script_api`)."""
+
+    sensor_class = Sentinel2L3A

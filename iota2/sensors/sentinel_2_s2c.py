@@ -31,6 +31,7 @@ from iota2.core.errors import InputDataError
 from iota2.core.hookspecs import hookimpl
 from iota2.sensors.optical import (INDEX_BANDS, NODATA, MaskSpec, OpticalProduct, OpticalSensor, _valid_date,
                                    sensor_sections)
+from iota2.sensors.script_api import ScriptSensor
 
 #: stack order of the bands
 BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
@@ -182,3 +183,10 @@ def iota2_config_sections():
         Sentinel2S2C, "Sentinel-2 L2A products of Sen2Cor (.SAFE folders).",
         "Folder holding one sub-folder per tile of Sen2Cor L2A products (S2*_MSIL2A_*.SAFE); enables the Sen2Cor "
         "Sentinel-2 sensor.")
+
+
+class sentinel_2_s2c(ScriptSensor):  # noqa: N801 - iota2's script API name
+    """iota2's script class of the Sentinel-2 Sen2Cor sensor: ``sentinel_2_s2c(**parameters).get_features(ram)``
+    gives its features on a tile, computed when read (:mod:`iota2.sensors.script_api`)."""
+
+    sensor_class = Sentinel2S2C
