@@ -16,6 +16,7 @@ in, iota2's camelCase names accepted, one clear error for a wrong key or value.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from iota2.core.config import Config, load_config, resolve_name
 from iota2.core.errors import ConfigError
 
 __all__ = ["iota2_parameters", "read_config_file"]
+
+LOGGER = logging.getLogger(__name__)
 
 SPACE_SEPARATED = {("chain", "list_tile")}
 """Keys iota2 gave as one space-separated string (the chain reads them as lists)."""
@@ -133,6 +136,10 @@ class iota2_parameters:  # noqa: N801 - iota2's API name
         sensors = enabled_sensors(self.config)
         parameters = {cls.config_section: sensor_parameters(self.config, cls, tile_name)
                       for cls in sensors if cls.config_section in SCRIPT_CLASSES}
+        left_out = [cls.config_section for cls in sensors if cls.config_section not in SCRIPT_CLASSES]
+        if left_out and parameters:
+            LOGGER.warning("get_sensors_parameters: %s left out (read onto another sensor's grid, no script class)",
+                           ", ".join(left_out))
         if not parameters:
             raise ConfigError(f"get_sensors_parameters: none of the enabled sensors "
                               f"({', '.join(cls.config_section for cls in sensors)}) has a script class; those that "

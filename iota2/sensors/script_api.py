@@ -26,7 +26,6 @@ is every sensor's; give that sensor's resolution as ``working_resolution`` to ge
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -38,8 +37,6 @@ from iota2.common.images import InMemoryImage
 from iota2.core.errors import ConfigError
 from iota2.core.features import NODATA, read_features
 from iota2.core.raster import Grid
-
-LOGGER = logging.getLogger(__name__)
 
 #: iota2's keyword arguments of a sensor constructor and the configuration key each stands for; ``<sensor>`` is the
 #: sensor's own section, ``chain.<path>`` its product folder key and ``chain.<output>`` its ``*_output_path`` key

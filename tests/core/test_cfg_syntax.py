@@ -231,7 +231,8 @@ def test_load_config_reports_cfg_errors_with_position(tmp_path):
     path = tmp_path / "bad.cfg"
     path.write_text("chain :\n{\n    output_path : '/tmp/out'\n    list_tile : T31TCJ T31TDJ\n}\n")
     with pytest.raises(ConfigError, match=r"bad\.cfg:4:24: expected ',' or a new line after the value, found "
-                                          r"'T31TDJ'; a value containing spaces must be quoted, e\.g\. 'T31TCJ T31TDJ'"):
+                                          r"'T31TDJ'; a value containing spaces must be quoted, "
+                                          r"e\.g\. 'T31TCJ T31TDJ'"):
         load_config(path)
     path.write_text("chain :\n{\n    outputPath : '/tmp/out'\n    listTile : 'T31TCJ'\n    ratio : 0.5\n}\n")
     with pytest.raises(ConfigError, match="'ratio' is a key of section 'arg_train', not of 'chain'"):
