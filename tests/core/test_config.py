@@ -145,13 +145,6 @@ def test_docs_reference_is_up_to_date():
         "docs/config_reference.md is stale: run 'iota2 config-reference -o docs/config_reference.md'"
 
 
-def test_old_cfg_syntax_gets_a_hint(tmp_path):
-    path = tmp_path / "config_base.cfg"
-    path.write_text("chain :\n{\n  outputPath : '/tmp/out'\n  listTile : 'T31TCJ'\n}\narg_train : { runs : 1 }\n")
-    with pytest.raises(ConfigError, match="older '.cfg' syntax"):
-        load_config(path)
-
-
 # --------------------------------------------------------------------------------------------------
 # checks at load time: repeated keys, encoding, values that cannot work, misplaced keys
 # --------------------------------------------------------------------------------------------------
