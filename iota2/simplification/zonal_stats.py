@@ -646,8 +646,8 @@ def _write(frame, output: Path, driver: str) -> None:
 
 
 def compute_zonal_stats(tmppath, rasters, zones, params, output, *, coverage: str = "centre",
-                        buffer: float | None = None, classes: Mapping | Sequence | None = None, decimals: int | None = 2,
-                        strip_pixels: int = DEFAULT_STRIP_PIXELS, threads: int | None = None):
+                        buffer: float | None = None, classes: Mapping | Sequence | None = None,
+                        decimals: int | None = 2, strip_pixels: int = DEFAULT_STRIP_PIXELS, threads: int | None = None):
     """Write the zonal statistics of ``rasters`` over ``zones`` to the vector file ``output`` (iota2's API).
 
     Parameters
