@@ -689,17 +689,22 @@ def _find_field(frame, requested: str, where: str, path: str) -> str:
     raise InputDataError(f"{where}: '{path}' has no field '{requested}'; its fields are {', '.join(columns)}")
 
 
-def _ring_crossings(ring: np.ndarray, xs: np.ndarray, y: float) -> np.ndarray:
-    """Number of crossings of the ray from each ``(x, y)`` towards +x with a ring, exactly as GDAL's
-    ``OGRLinearRing::isPointInRing`` counts them (which OTB's sampling uses): an edge counts when it straddles the
-    ray's line (``y1 > 0 >= y2`` or the reverse) and meets the ray strictly right of the point."""
-    count = np.zeros(len(xs), dtype=np.int32)
-    ys1, ys2 = ring[1:, 1] - y, ring[:-1, 1] - y
-    straddle = ((ys1 > 0) & (ys2 <= 0)) | ((ys2 > 0) & (ys1 <= 0))
-    for index in np.flatnonzero(straddle):
-        y1, y2 = ys1[index], ys2[index]
-        x1, x2 = ring[index + 1, 0] - xs, ring[index, 0] - xs
-        count += ((x1 * y2 - x2 * y1) / (y2 - y1)) > 0.0
+def _ring_crossings(ring: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Number of crossings of the ray from each pixel centre ``(xs[j], ys[i])`` towards +x with a ring, exactly as
+    GDAL's ``OGRLinearRing::isPointInRing`` counts them (which OTB's sampling uses): an edge counts when it straddles
+    the ray's line (``y1 > 0 >= y2`` or the reverse) and meets the ray strictly right of the point. Shape
+    ``(len(ys), len(xs))``; each edge is computed on the rows it straddles only."""
+    count = np.zeros((len(ys), len(xs)), dtype=np.int32)
+    for index in range(len(ring) - 1):
+        (xa, ya), (xb, yb) = ring[index + 1], ring[index]
+        ys1, ys2 = ya - ys, yb - ys
+        rows = np.flatnonzero(((ys1 > 0) & (ys2 <= 0)) | ((ys2 > 0) & (ys1 <= 0)))
+        if not len(rows):
+            continue
+        first, last = rows[0], rows[-1] + 1  # the rows an edge straddles are consecutive
+        y1, y2 = ys1[first:last, None], ys2[first:last, None]
+        x1, x2 = xa - xs[None, :], xb - xs[None, :]
+        count[first:last] += ((x1 * y2 - x2 * y1) / (y2 - y1)) > 0.0
     return count
 
 
@@ -720,14 +725,10 @@ def pixels_in_polygon(geometry, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     for polygon in _polygons_of(geometry):
         exterior = np.asarray(polygon.exterior.coords)[:, :2]
         holes = [np.asarray(ring.coords)[:, :2] for ring in polygon.interiors]
-        low, high = exterior[:, 1].min(), exterior[:, 1].max()
-        for row, y in enumerate(ys):
-            if y < low or y > high:
-                continue
-            mine = _ring_crossings(exterior, xs, y) % 2 == 1
-            for hole in holes:
-                mine &= _ring_crossings(hole, xs, y) % 2 == 0
-            inside[row] |= mine
+        mine = _ring_crossings(exterior, xs, ys) % 2 == 1
+        for hole in holes:
+            mine &= _ring_crossings(hole, xs, ys) % 2 == 0
+        inside |= mine
     return inside
 
 
@@ -802,7 +803,7 @@ class PolygonClassStatistics(_VectorApplication):
             per_class[label] = per_class.get(label, 0) + len(rows)
             per_vector[fid] = per_vector.get(fid, 0) + len(rows)
         self.samples_per_class = dict(sorted(per_class.items(), key=lambda item: _label_order(item[0])))
-        self.samples_per_vector = dict(sorted(per_vector.items()))
+        self.samples_per_vector = dict(sorted(per_vector.items(), key=lambda item: str(item[0])))  # as text, as OTB
 
     def _write(self) -> None:
         write_statistics_xml(self._required("out"), self.samples_per_class, self.samples_per_vector)

@@ -47,13 +47,14 @@ POLYGONS = [box(X0 + 15, Y0 - 303, X0 + 203, Y0 - 93),             # a centre on
             Polygon([(X0 + 100, Y0 - 300), (X0 + 300, Y0 - 500), (X0 + 90, Y0 - 580)]),  # centres on a diagonal
             box(X0 + 750, Y0 - 400, X0 + 900, Y0 - 700),            # partly outside the image
             box(X0 + 17, Y0 - 597, X0 + 183, Y0 - 407)]             # extent between pixel centres
+SMALL = [box(X0 + 253 + 60 * k, Y0 - 77, X0 + 297 + 60 * k, Y0 - 23) for k in range(8)]  # FIDs up to 13
 
 
 @pytest.fixture
 def data(tmp_path):
     rng = np.random.default_rng(0)
     image = write_tif(tmp_path / "img.tif", rng.integers(-200, 1000, (4, 60, 80)).astype("int16"))
-    frame = gpd.GeoDataFrame({"code": [1, 2, 2, 3, 1]}, geometry=POLYGONS, crs=CRS)
+    frame = gpd.GeoDataFrame({"code": [1, 2, 2, 3, 1] + [1, 2, 3] * 2 + [1, 2]}, geometry=POLYGONS + SMALL, crs=CRS)
     vector = tmp_path / "gt.sqlite"
     frame.to_file(vector, driver="SQLite", engine="pyogrio")
     shape = tmp_path / "area.shp"
