@@ -31,7 +31,6 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import rasterio
-import rasterio.errors
 import rasterio.warp
 import rasterio.windows
 from rasterio.windows import Window
@@ -48,6 +47,9 @@ PIXEL_TYPE_CODES = dict(enumerate(PIXEL_TYPES))
 _PIXEL_ALIASES = {"float32": "float", "float64": "double", "real": "float"}
 
 DEFAULT_RAM_MB = 256
+# reproject() of numpy arrays (Superimpose, from worker threads) notes that an array has no geotransform though one is
+# given: the note does not apply (catch_warnings is not thread-safe, hence a filter this narrow)
+warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio.warp")
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
@@ -664,13 +666,11 @@ class Superimpose(_ImageApplication):
             return out
         read_window = Window(col0, row0, col1 - col0, row1 - row0)
         values = read_bands(moving, read_window, bands).astype(np.float32, copy=False)
-        with warnings.catch_warnings():  # arrays, not datasets: GDAL's "no geotransform" note does not apply
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            source_transform = rasterio.windows.transform(read_window, moving.transform)
-            rasterio.warp.reproject(values, out, src_transform=source_transform,
-                                    src_crs=moving.crs, dst_transform=destination, dst_crs=self.crs,
-                                    resampling=self._RESAMPLING[self._get("interpolator")], src_nodata=None,
-                                    dst_nodata=None, init_dest_nodata=False, num_threads=1)
+        source_transform = rasterio.windows.transform(read_window, moving.transform)
+        rasterio.warp.reproject(values, out, src_transform=source_transform, src_crs=moving.crs,
+                                dst_transform=destination, dst_crs=self.crs,
+                                resampling=self._RESAMPLING[self._get("interpolator")], src_nodata=None,
+                                dst_nodata=None, init_dest_nodata=False, num_threads=1)
         return out
 
 
