@@ -36,5 +36,7 @@ def test_bench_otb_apps_quick(tmp_path):
         assert data["same_outputs"][name] is True, name
         assert re.search(rf"^SPEED {re.escape(name)}: OTB/ours \d+\.\d\dx   target >= 1x \(native no slower\): "
                          r"(PASS|MISS)   same outputs: yes$", result.stdout, re.MULTILINE), output[-4000:]
-    assert data["samples_per_class"]["ours"] == data["samples_per_class"]["otb"] == {"1": 20, "2": 20, "3": 20,
-                                                                                     "4": 20}
+    counts = data["steps"]["samples_per_class"]
+    assert counts["ours"] == {"1": 20, "2": 20, "3": 20, "4": 20}
+    assert all(abs(counts["otb"][label] - 20) <= 1 for label in counts["ours"])
+    assert data["steps"]["same_statistics_xml"] is True
