@@ -119,11 +119,13 @@ class I2Classification(Builder):
     def check_config(self) -> None:
         require(self.config, self.mandatory_keys, "the classification builder (i2_classification)")
         train = self.config["arg_train"]
-        if train.get("classifier"):
+        if train.get("classifier") and not any(learner_class.selected_by(self.config)
+                                               for learner_class in learners().values()):
             native = OTB_EQUIVALENTS.get(str(train["classifier"]).lower(), "RandomForestClassifier")
-            raise ConfigError(f"arg_train.classifier = {train['classifier']!r} selects an OTB classifier, and the OTB "
-                              "backend is not installed in this version; remove arg_train.classifier and use the "
-                              f"native equivalent: scikit_models_parameters: {{model_type: {native}}}")
+            raise ConfigError(f"arg_train.classifier = {train['classifier']!r} selects an OTB classifier, and no "
+                              "installed learner handles OTB classifiers; reinstall iota2 (its OTB backend plugin, "
+                              "docs/otb.md), or remove arg_train.classifier and use the native equivalent: "
+                              f"scikit_models_parameters: {{model_type: {native}}}")
         if train.get("deep_learning_parameters") and not any(learner_class.selected_by(self.config)
                                                              for learner_class in learners().values()):
             raise ConfigError("arg_train.deep_learning_parameters: no installed learner handles deep learning; "
