@@ -37,3 +37,21 @@ def test_chain_with_otb_random_forest(make_config, tmp_path, s2_dataset):
     overall = float(re.search(r"OA\s*:\s*([0-9.]+)", results).group(1))
     overall = overall / 100 if overall > 1 else overall
     assert overall > 2.0 / len(summary["classes"]), results
+
+
+def test_chain_without_otb_fails_at_start_with_the_install_command(make_config, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    config = make_config(arg_train={"classifier": "rf"})
+    env = dict(os.environ, IOTA2_OTB_BUILD_DIR=str(tmp_path / "no_binding"), OTB_APPLICATION_PATH=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "iota2.cli", "-config", str(config), "-scheduler_type", "debug",
+                             "-no_progress"], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 2, result.stderr
+    message = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(message) == 1, result.stderr
+    assert "arg_train.classifier = 'rf' needs OTB" in message[0]
+    assert "apt-get install otb-bin libotb-dev, then iota2 otb build" in message[0]
+    assert "scikit_models_parameters: {model_type: RandomForestClassifier}" in message[0]
+    assert not (tmp_path / "out").exists()
