@@ -251,6 +251,48 @@ def _otb_set(application, app_name: str, key: str, value: Any, image_keys: set[s
         application.UpdateParameters()
 
 
+class DeferredOtbApplication:
+    """A real OTB application whose input file does not exist yet when it is configured (a sample file that another
+    application of the script writes first, as labwork 6.3 configures SampleExtraction before SampleSelection
+    runs): OTB opens such a file as soon as the parameter is set, so that parameter and the ones after it are set
+    when the application is executed. Everything else goes to the OTB application."""
+
+    def __init__(self, application, app_name: str, pending: list[tuple[str, Any]], image_keys: set[str],
+                 list_keys: set[str]):
+        self._application, self._app_name, self._pending = application, app_name, pending
+        self._keys = image_keys, list_keys
+
+    def _apply_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for key, value in pending:
+            if key == "pixType":
+                _set_pixel_type(self._application, self._app_name, value)
+            else:
+                _otb_set(self._application, self._app_name, key, value, *self._keys)
+
+    def Execute(self):  # noqa: N802 - OTB's name
+        self._apply_pending()
+        return self._application.Execute()
+
+    def ExecuteAndWriteOutput(self):  # noqa: N802 - OTB's name
+        self._apply_pending()
+        return self._application.ExecuteAndWriteOutput()
+
+    def __getattr__(self, name: str):
+        return getattr(self._application, name)
+
+
+def _missing_input_file(key: str, value: Any) -> bool:
+    """Whether ``value`` names an input file that does not exist (yet)."""
+    return (isinstance(value, (str, os.PathLike)) and key not in ("out", "io.out") and bool(str(value))
+            and os.path.splitext(str(value))[1] != "" and not os.path.exists(value))
+
+
+def _set_pixel_type(application, app_name: str, pixel) -> None:
+    code = list(PIXEL_TYPES.values()).index(pixel_type(pixel, f"{app_name} pixType"))
+    application.SetParameterOutputImagePixelType("out", code)
+
+
 def _create_otb(name: str, parameters: dict, image_keys: set[str], list_keys: set[str]):
     module, reason = _otb_module()
     if module is None:  # pragma: no cover - backend() said otb
@@ -259,11 +301,19 @@ def _create_otb(name: str, parameters: dict, image_keys: set[str], list_keys: se
     if application is None:
         raise ApplicationError(f"OTB has no application '{name}'")
     pixel = parameters.pop("pixType", None)
-    for key, value in parameters.items():
-        _otb_set(application, name, key, value, image_keys, list_keys)
+    items = list(parameters.items())
+    for position, (key, value) in enumerate(items):
+        try:
+            _otb_set(application, name, key, value, image_keys, list_keys)
+        except ApplicationError:
+            raise
+        except Exception:  # noqa: BLE001 - OTB could not open an input: defer it if a script writes it later
+            if not _missing_input_file(key, value):
+                raise
+            pending = items[position:] + ([("pixType", pixel)] if pixel is not None else [])
+            return DeferredOtbApplication(application, name, pending, image_keys, list_keys)
     if pixel is not None:
-        code = list(PIXEL_TYPES.values()).index(pixel_type(pixel, f"{name} pixType"))
-        application.SetParameterOutputImagePixelType("out", code)
+        _set_pixel_type(application, name, pixel)
     return application
 
 
