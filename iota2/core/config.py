@@ -198,9 +198,11 @@ CORE_SECTIONS: list[Section] = [
         "split_ground_truth": Param("bool", True, "If False every polygon is used for both learning and validation."),
         "cloud_threshold": Param("int", 0, "Keep ground-truth pixels seen clear at least this many times.",
                                  check=_at_least(0)),
-        "classifier": Param("str", None, "OTB classifier name (rf, libsvm, ...). Needs the OTB backend; the native "
-                            "equivalent is scikit_models_parameters.model_type."),
-        "otb_classifier_options": Param("any", None, "Options of the OTB classifier."),
+        "classifier": Param("str", None, "OTB classifier: rf, libsvm, knn, ann, boost, dt or bayes (no Shark). Needs "
+                            "the OTB backend (docs/otb.md); the native equivalent is "
+                            "scikit_models_parameters.model_type."),
+        "otb_classifier_options": Param("any", None, "Options of the OTB classifier, by OTB parameter name "
+                                        "({'classifier.rf.nbtrees': 100}) or as iota2's flag string."),
         "sample_selection": Param("dict", {"sampler": "random", "strategy": "all"},
                                   "Pixel selection inside learning polygons: sampler (random|periodic), strategy "
                                   "(all|constant|byclass|percent|total|smallest) and their 'strategy.*' keys, "
