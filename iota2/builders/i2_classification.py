@@ -121,7 +121,11 @@ class I2Classification(Builder):
         train = self.config["arg_train"]
         if train.get("classifier") and not any(learner_class.selected_by(self.config)
                                                for learner_class in learners().values()):
-            native = OTB_EQUIVALENTS.get(str(train["classifier"]).lower(), "RandomForestClassifier")
+            if str(train["classifier"]).lower() not in OTB_EQUIVALENTS:
+                raise ConfigError(f"arg_train.classifier = {train['classifier']!r} is neither one of OTB's classifiers "
+                                  f"({', '.join(sorted(set(OTB_EQUIVALENTS) - {'sharkrf'}))}) nor a name an installed "
+                                  "learner answers to (iota2 plugins lists them)")
+            native = OTB_EQUIVALENTS[str(train["classifier"]).lower()]
             raise ConfigError(f"arg_train.classifier = {train['classifier']!r} selects an OTB classifier, and no "
                               "installed learner handles OTB classifiers; reinstall iota2 (its OTB backend plugin, "
                               "docs/otb.md), or remove arg_train.classifier and use the native equivalent: "

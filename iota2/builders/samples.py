@@ -305,3 +305,35 @@ def read_samples(path: Path, data_field: str) -> tuple[pd.DataFrame, list[str]]:
         table = pyogrio.read_dataframe(path, read_geometry=False)
     reserved = {data_field.lower(), "region", "originfid", "tile_o", "x", "y", "geometry"}
     return table, [c for c in table.columns if c not in reserved]
+
+
+def read_learning_samples(samples) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read a model's learning samples file and check it can train a classifier.
+
+    Parameters
+    ----------
+    samples
+        :class:`iota2.core.learner.LearningSamples` (path, label field, feature names, region, run).
+
+    Returns
+    -------
+    table, labels
+        The samples table and its labels (int64).
+
+    Raises
+    ------
+    InputDataError
+        A feature column of the configuration is missing from the file, or the file holds fewer than two classes.
+    """
+    table, found = read_samples(samples.path, samples.label_field)
+    missing = [name for name in samples.feature_names if name not in found]
+    if missing:
+        raise InputDataError(f"samples file {samples.path} lacks the feature column(s) {missing[:5]}; restart "
+                             "from the 'sampling' group so samples match the current configuration")
+    labels = table[samples.label_field].to_numpy(np.int64)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise InputDataError(f"model of region {samples.region}, run {samples.run}: only class(es) "
+                             f"{classes.tolist()} in {samples.path}; a classifier needs at least two classes: add "
+                             "ground truth of other classes in this region")
+    return table, labels

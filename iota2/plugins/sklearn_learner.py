@@ -187,20 +187,10 @@ class SklearnLearner(Learner):
         """
         import pandas as pd
 
-        from iota2.builders.samples import read_samples
+        from iota2.builders.samples import read_learning_samples
         from iota2.core.scheduler import task_threads
 
-        table, found = read_samples(samples.path, samples.label_field)
-        missing = [name for name in samples.feature_names if name not in found]
-        if missing:
-            raise InputDataError(f"samples file {samples.path} lacks the feature column(s) {missing[:5]}; restart "
-                                 "from the 'sampling' group so samples match the current configuration")
-        labels = table[samples.label_field].to_numpy(np.int64)
-        classes = np.unique(labels)
-        if len(classes) < 2:
-            raise InputDataError(f"model of region {samples.region}, run {samples.run}: only class(es) "
-                                 f"{classes.tolist()} in {samples.path}; a classifier needs at least two classes: add "
-                                 "ground truth of other classes in this region")
+        table, labels = read_learning_samples(samples)
         features = table[samples.feature_names].to_numpy(np.float32)
         estimator = build_estimator(self.settings, samples.seed, task_threads())
         grid = self.settings.get("cross_validation_parameters") or {}

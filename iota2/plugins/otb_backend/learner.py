@@ -33,15 +33,16 @@ import numpy as np
 
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.learner import Learner, LearningSamples, Resources, check_file, file_digest, refuse_model
+from iota2.builders.i2_classification import OTB_EQUIVALENTS
 from iota2.core.raster import atomic_output
 
 LOGGER = logging.getLogger(__name__)
 
 OPTIONS_KEY = "arg_train.otb_classifier_options"
-NATIVE_EQUIVALENTS = {"rf": "RandomForestClassifier", "sharkrf": "RandomForestClassifier", "libsvm": "SVC",
-                      "svm": "SVC", "boost": "AdaBoostClassifier", "dt": "DecisionTreeClassifier",
-                      "knn": "KNeighborsClassifier", "ann": "MLPClassifier", "bayes": "GaussianNB"}
+NATIVE_EQUIVALENTS = OTB_EQUIVALENTS
 """scikit-learn model types close to each OTB classifier (named in the error when OTB is missing)."""
+OTB_CLASSIFIER_NAMES = frozenset({*NATIVE_EQUIVALENTS, "sharkkm", "gbt"})
+"""Every classifier name of TrainVectorClassifier in OTB's builds (Debian's lacks Shark's: sharkrf, sharkkm)."""
 NO_CONFIDENCE = ("dt", "bayes")
 """Classifiers whose models give no confidence in OTB 8.1 (ImageClassifier disables ``-confmap``)."""
 LABEL_FIELD = "code"
@@ -101,8 +102,9 @@ class OtbLearner(Learner):
     # ------------------------------------------------------------------ configuration
     @classmethod
     def selected_by(cls, config) -> bool:
-        """``arg_train.classifier`` is set."""
-        return bool(config["arg_train"].get("classifier"))
+        """``arg_train.classifier`` names one of OTB's classifiers (:data:`OTB_CLASSIFIER_NAMES`; Shark's included,
+        refused with the list of those installed); other names are left to other learners."""
+        return str(config["arg_train"].get("classifier") or "").lower() in OTB_CLASSIFIER_NAMES
 
     @classmethod
     def settings_from_config(cls, config) -> dict:
@@ -162,22 +164,13 @@ class OtbLearner(Learner):
         InputDataError
             Fewer than two classes, missing feature columns, or OTB failed on the samples (OTB's message).
         """
-        from iota2.builders.samples import read_samples
+        from iota2.builders.samples import read_learning_samples
         from iota2.core.scheduler import task_threads
         from iota2.plugins.otb_backend import load_otb
 
         otb = load_otb()
-        table, found = read_samples(samples.path, samples.label_field)
-        missing = [name for name in samples.feature_names if name not in found]
-        if missing:
-            raise InputDataError(f"samples file {samples.path} lacks the feature column(s) {missing[:5]}; restart "
-                                 "from the 'sampling' group so samples match the current configuration")
-        labels = table[samples.label_field].to_numpy(np.int64)
+        table, labels = read_learning_samples(samples)
         classes = np.unique(labels)
-        if len(classes) < 2:
-            raise InputDataError(f"model of region {samples.region}, run {samples.run}: only class(es) "
-                                 f"{classes.tolist()} in {samples.path}; a classifier needs at least two classes: add "
-                                 "ground truth of other classes in this region")
         features = table[samples.feature_names].to_numpy(np.float64)
         classifier = self.settings["classifier"]
         options = dict(self.settings.get("options") or {})
