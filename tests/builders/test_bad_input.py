@@ -34,7 +34,7 @@ def write_truth(frame, path):
     ({"scikit_models_parameters": {"model_type": "SVC", "cross_validation_parameters": {"c": [1, 10]}}},
      "cross_validation_parameters: c not accepted by SVC"),
     ({"arg_train": {"classifier": "sharkrf"}}, "model_type: RandomForestClassifier"),
-    ({"arg_train": {"classifier": "forest"}}, "neither one of OTB.s classifiers"),
+    ({"arg_train": {"classifier": "forest"}}, "neither one of OTB's classifiers"),
     ({"arg_train": {"sample_selection": {"strategy": "constant"}}}, "strategy.constant.nb"),
     ({"chain": {"data_field": "CODE"}}, "no field 'CODE'"),
     ({"chain": {"s2_path": "/nonexistent/s2"}}, "/nonexistent/s2"),
