@@ -4,16 +4,16 @@ Classifying a tile means running every pixel down every tree. scikit-learn does 
 all pixels and builds a ``(pixels, classes)`` float64 array per tree before summing them, so on a
 forest of 100 trees most of the time goes to memory traffic. :class:`CompiledForest` copies the
 fitted trees into flat node arrays (breadth first, siblings side by side) and runs a numba kernel
-that takes 64 pixels at a time through one tree, level by level, with no branch on the pixel data (leaves point to themselves, so every pixel of
-the block takes the same number of steps); the 64 independent paths keep the processor busy while it
-waits for memory, and the per-pixel class sums stay in cache.
+that takes 16 pixels at a time through one tree, level by level, with no branch on the pixel data (leaves
+point to themselves), until none of the block's pixels moves; the 16 independent paths keep the processor busy
+while it waits for memory, and the per-pixel class sums stay in cache.
 
 The result is scikit-learn's ``predict_proba``: same split rule (``x <= threshold`` on float32
 features, thresholds rounded down to float32 so the comparison is exact), same per-tree class
-fractions, summed in float64 in tree order and divided by the number of trees. On the benchmark forest
-(100 trees, 52 features) it is 1.7x faster than scikit-learn on one thread and 2.2–2.6x on a 300-feature
-forest (``bench/README.md``). Anything else (other learners, multi-output trees, NaN features) goes
-through scikit-learn unchanged.
+fractions, summed in float64 in tree order and divided by the number of trees. On forests as the chain
+trains them (100 trees, 100 000 pixels, one thread) it is 1.25x faster than scikit-learn at 52 features and
+1.9x at 468 (``bench/bench_forest_kernel.py``, ``bench/README.md``). Anything else (other learners,
+multi-output trees, NaN features) goes through scikit-learn unchanged.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _kernel():
                                        np.zeros(1, np.int32), np.ones((1, 1), np.float64), np.empty((1, 1)))
     except Exception as exc:  # noqa: BLE001 - any numba failure means the scikit-learn path
         LOGGER.warning("the compiled forest kernel is not available (%s: %s); tree ensembles are applied with "
-                       "scikit-learn, about 1.7x slower", type(exc).__name__, exc)
+                       "scikit-learn, 1.25-1.9x slower", type(exc).__name__, exc)
         return None
     return forest_kernel
 

@@ -10,6 +10,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from iota2.builders.classification import predict
 from iota2.plugins.sklearn_learner import SklearnLearner
+from iota2.plugins.forest_kernel import BLOCK
 from iota2.plugins.tree_ensemble import CompiledForest, compiled_forest
 
 
@@ -47,6 +48,27 @@ def test_probabilities_match_scikit_learn(estimator):
         np.testing.assert_allclose(proba, _reference(estimator, pixels), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("n_pixels", [1, BLOCK - 1, BLOCK, BLOCK + 1, 7 * BLOCK + 3])
+def test_partial_blocks_and_early_stops(n_pixels):
+    """Pixel counts around the kernel's block size, and blocks that stop before the tree's depth (pixels that all
+    reach shallow leaves, next to a deep branch) or never split (a tree that is a single leaf)."""
+    rng = np.random.default_rng(n_pixels)
+    features = rng.normal(0, 1, (2000, 3)).astype(np.float32)
+    labels = np.where(features[:, 0] < 0, 1, 2 + (np.sin(40 * features[:, 1]) > 0))  # x0 < 0: a shallow pure leaf
+    deep = RandomForestClassifier(n_estimators=12, random_state=0).fit(features, labels)
+    stump = DecisionTreeClassifier().fit(np.zeros((10, 3), np.float32), np.arange(10) % 2)  # root is a leaf
+    assert stump.tree_.max_depth == 0 and max(tree.tree_.max_depth for tree in deep.estimators_) > 8
+    shallow = rng.normal(0, 1, (n_pixels, 3)).astype(np.float32)
+    shallow[:, 0] = -np.abs(shallow[:, 0]) - 0.5  # every pixel at the shallow leaf of most trees
+    mixed = rng.normal(0, 1, (n_pixels, 3)).astype(np.float32)
+    for estimator in (deep, stump):
+        compiled = CompiledForest.from_estimator(estimator)
+        for pixels in (shallow, mixed):
+            proba = compiled.predict_proba(pixels, 1)
+            np.testing.assert_array_equal(compiled.predict_proba(pixels, 2), proba)
+            np.testing.assert_allclose(proba, _reference(estimator, pixels), rtol=0, atol=1e-12)
+
+
 def test_siblings_are_side_by_side_breadth_first():
     """The layout the kernel relies on: a node's right child is next to its left one, and a tree's nodes
     are stored level by level (best-first trees, whose ids are not in depth-first order, included)."""
@@ -73,7 +95,8 @@ def test_values_on_thresholds_follow_the_split_rule():
     forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, labels)
     thresholds = np.concatenate([tree.tree_.threshold[tree.tree_.children_left != -1] for tree in forest.estimators_])
     values = thresholds.astype(np.float32)
-    candidates = np.concatenate([values, np.nextafter(values, np.float32(np.inf)), np.nextafter(values, np.float32(-np.inf))])
+    candidates = np.concatenate([values, np.nextafter(values, np.float32(np.inf)),
+                                 np.nextafter(values, np.float32(-np.inf))])
     rng = np.random.default_rng(0)
     pixels = rng.choice(candidates, size=(20000, 4)).astype(np.float32)
     np.testing.assert_allclose(CompiledForest.from_estimator(forest).predict_proba(pixels), _reference(forest, pixels),
