@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Benchmark: cost of the final maps' extras (Cloud Optimized GeoTIFFs, legend, styles, quicklooks) against the
-classification of a map of the same size.
+"""Benchmark: cost of the final maps' extras (Cloud Optimized GeoTIFFs, legend, styles, quicklooks, the HTML
+report) against the classification of a map of the same size.
 
 For each map size (``--sizes``, default 2500, 5000 and 10000 px a side; ``--quick``: 500, 1000 and 2000):
 
@@ -13,7 +13,12 @@ For each map size (``--sizes``, default 2500, 5000 and 10000 px a side; ``--quic
    * ``full``: the chain's task functions ``mosaic_run`` and ``pixels_validity`` (COGs with overviews, categories,
      QGIS styles, quicklooks), with the time of the quicklooks alone measured afterwards on the COGs;
    each reports wall time and peak RSS (``VmHWM``);
-3. print the added cost (``full - plain``) and the whole ``full`` cost as a share of the time to classify the same
+3. the HTML report (``write_html_report``) in a fresh child process, on the outputs of a real two-run chain on the
+   generated demo data (60 px, run once under ``bench/_work/outputs/report_run/``): the report reads the run's tables
+   and its quicklooks (at most 1024 px a side), so its cost does not grow with the map; it is measured once and
+   added at every size;
+4. print the added cost (``full - plain + report``) and the whole ``full`` cost as a share of the time to classify
+   the same
    pixels, from the per-pixel cost measured by ``bench_chain.py`` (``--classification-us-per-pixel``, default
    3.4 µs: 13.6 task-seconds for the 4 M pixels of its 2000 px tile at 4 dates, bench/README.md, the cheapest
    classification measured; more dates cost more); target < 5 %; and the peak memory of ``full`` at each size
@@ -126,6 +131,42 @@ def child(mode: str, folder: str) -> None:
     print("RESULT " + json.dumps(figures), flush=True)
 
 
+def report_child(folder: str) -> None:
+    """Write the HTML report of the run in ``folder`` in this (fresh) process; print its figures as JSON."""
+    start = time.perf_counter()
+    from iota2.builders.report_task import write_html_report
+
+    spec = json.loads((Path(folder) / "run.json").read_text())
+    write_html_report(spec["output_path"], spec["runs"], spec["nomenclature"], spec["color_table"])
+    print("RESULT " + json.dumps({"mode": "report", "wall_s": time.perf_counter() - start,
+                                  "peak_rss_mib": peak_rss_kb() / 1024}), flush=True)
+
+
+def report_run(work: Path) -> Path:
+    """A real two-run chain on the generated demo data (run once), whose outputs the report reads."""
+    folder = work / "report_run"
+    if not (folder / "run.json").exists():
+        from iota2.cli import main as iota2_main
+        from iota2.datagen.sentinel2 import generate_demo
+
+        demo = generate_demo(folder, size=60, runs=2)
+        if iota2_main(["-config", str(demo["config"]), "-scheduler_type", "debug", "-no_progress"]):
+            raise SystemExit(f"the demo chain for the report failed in {folder}")
+        (folder / "run.json").write_text(json.dumps({"output_path": str(folder / "output"), "runs": 2,
+                                                     "nomenclature": demo["nomenclature"],
+                                                     "color_table": demo["color_table"]}))
+    return folder
+
+
+def measure_report(folder: Path) -> dict:
+    run = subprocess.run([sys.executable, __file__, "--report-child", str(folder)], capture_output=True, text=True,
+                         env=os.environ | {"OMP_NUM_THREADS": "1"})
+    if run.returncode:
+        raise SystemExit(f"report on {folder} failed:\n{run.stderr[-3000:]}")
+    line = [text for text in run.stdout.splitlines() if text.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
 def measure(mode: str, folder: Path) -> dict:
     for path in (folder / "final").glob("**/*"):
         if path.is_file():
@@ -146,10 +187,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK / "outputs")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--report-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
+    if args.report_child:
+        report_child(args.report_child)
+        return
+    log("running the demo chain whose outputs the report reads (once)")
+    report = measure_report(report_run(args.work))
+    log(f"report written in {report['wall_s']:.2f} s")
     sizes = [int(s) for s in (args.sizes or ("500,1000,2000" if args.quick else "2500,5000,10000")).split(",")]
     rows = []
     for size in sizes:
@@ -160,23 +208,27 @@ def main() -> None:
         pixels = size * size
         classification = pixels * args.classification_us_per_pixel / 1e6
         rows.append({"size": size, "pixels": pixels, "plain": plain, "full": full, "classification_s": classification,
-                     "added_s": full["task_s"] - plain["task_s"]})
+                     "report_s": report["wall_s"], "added_s": full["task_s"] - plain["task_s"] + report["wall_s"]})
         log(f"{size} px done")
     print()
-    print(f"=== final maps' extras (COG, legend, styles, quicklooks) against classification, "
+    print(f"=== final maps' extras (COG, legend, styles, quicklooks, report) against classification, "
           f"{args.classification_us_per_pixel:g} µs/px, {os.cpu_count()} cores ===")
-    print(f"{'size':>12} {'pixels':>11} {'plain (s)':>10} {'full (s)':>9} {'quicklooks (s)':>15} {'added (s)':>10} "
+    print(f"{'size':>12} {'pixels':>11} {'plain (s)':>10} {'full (s)':>9} {'quicklooks (s)':>15} {'report (s)':>11} "
+          f"{'added (s)':>10} "
           f"{'classif. (s)':>13} {'added %':>8} {'full %':>7} {'peak plain':>11} {'peak full':>10}")
     for row in rows:
         print(f"{row['size']:>6}x{row['size']:<5} {row['pixels']:>11} {row['plain']['task_s']:>10.2f} "
-              f"{row['full']['task_s']:>9.2f} {row['full']['quicklooks_s']:>15.2f} {row['added_s']:>10.2f} "
+              f"{row['full']['task_s']:>9.2f} {row['full']['quicklooks_s']:>15.2f} {row['report_s']:>11.2f} "
+              f"{row['added_s']:>10.2f} "
               f"{row['classification_s']:>13.1f} {100 * row['added_s'] / row['classification_s']:>7.2f}% "
               f"{100 * row['full']['task_s'] / row['classification_s']:>6.2f}% "
               f"{row['plain']['peak_rss_mib']:>7.0f} MiB {row['full']['peak_rss_mib']:>6.0f} MiB")
     largest = rows[-1]
     share = largest["added_s"] / largest["classification_s"]
-    print(f"SHARE OF CLASSIFICATION at {largest['size']} px: added {100 * share:.2f} %, whole mosaic step "
-          f"{100 * largest['full']['task_s'] / largest['classification_s']:.2f} %   target < 5 %: "
+    whole = (largest["full"]["task_s"] + largest["report_s"]) / largest["classification_s"]
+    print(f"SHARE OF CLASSIFICATION at {largest['size']} px: added {100 * share:.2f} % (report included), whole "
+          f"mosaic step + report {100 * whole:.2f} %"
+          f"   target < 5 %: "
           f"{verdict(share < SHARE_TARGET)}")
     ratio = largest["full"]["peak_rss_mib"] / rows[0]["full"]["peak_rss_mib"]
     print(f"PEAK MEMORY {rows[0]['size']} -> {largest['size']} px: {ratio:.2f}x for "

@@ -22,14 +22,16 @@ def test_bench_outputs_quick(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    rows = re.findall(r"^\s+(300|600)x\1\s+(\d+)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(-?\d+\.\d\d)\s+"
-                      r"(\d+\.\d)\s+(-?\d+\.\d\d)%\s+(\d+\.\d\d)%\s+(\d+) MiB\s+(\d+) MiB$", result.stdout, re.MULTILINE)
+    rows = re.findall(r"^\s+(300|600)x\1\s+(\d+)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+"
+                      r"(-?\d+\.\d\d)\s+(\d+\.\d)\s+(-?\d+\.\d\d)%\s+(\d+\.\d\d)%\s+(\d+) MiB\s+(\d+) MiB$", result.stdout, re.MULTILINE)
     assert [row[0] for row in rows] == ["300", "600"], output[-4000:]
-    for size, pixels, plain, full, quicklooks, added, classification, _, _, peak_plain, peak_full in rows:
+    for size, pixels, plain, full, quicklooks, report, added, classification, _, _, peak_plain, peak_full in rows:
         assert int(pixels) == int(size) ** 2 and 0 < float(quicklooks) < float(full), rows
+        assert 0 < float(report) < 120 and float(added) > float(full) - float(plain), rows
         assert 0 < float(plain) and float(classification) > 0 and 30 < int(peak_plain) <= 4096, rows
         assert 30 < int(peak_full) <= 4096, rows
-    assert re.search(r"^SHARE OF CLASSIFICATION at 600 px: added -?\d+\.\d\d %, whole mosaic step \d+\.\d\d %   "
+    assert re.search(r"^SHARE OF CLASSIFICATION at 600 px: added -?\d+\.\d\d % \(report included\), whole mosaic step "
+                     r"\+ report \d+\.\d\d %   "
                      r"target < 5 %: (PASS|MISS)$", result.stdout, re.MULTILINE), output[-4000:]
     assert re.search(r"^PEAK MEMORY 300 -> 600 px: \d\.\d\dx for 4x the pixels   target flat \(<= 1\.25x\): "
                      r"(PASS|MISS)$", result.stdout, re.MULTILINE), output[-4000:]
@@ -38,3 +40,4 @@ def test_bench_outputs_quick(tmp_path):
     final = tmp_path / "work" / "600px" / "final"
     assert (final / "quicklooks" / "Classif_Seed_0.png").stat().st_size > 0
     assert (final / "Classif_Seed_0.qml").exists()
+    assert (tmp_path / "work" / "report_run" / "output" / "final" / "report.html").stat().st_size > 10000
