@@ -23,7 +23,8 @@ def test_bench_outputs_quick(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     rows = re.findall(r"^\s+(300|600)x\1\s+(\d+)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+"
-                      r"(-?\d+\.\d\d)\s+(\d+\.\d)\s+(-?\d+\.\d\d)%\s+(\d+\.\d\d)%\s+(\d+) MiB\s+(\d+) MiB$", result.stdout, re.MULTILINE)
+                      r"(-?\d+\.\d\d)\s+(\d+\.\d)\s+(-?\d+\.\d\d)%\s+(\d+\.\d\d)%\s+(\d+) MiB\s+(\d+) MiB$",
+                      result.stdout, re.MULTILINE)
     assert [row[0] for row in rows] == ["300", "600"], output[-4000:]
     for size, pixels, plain, full, quicklooks, report, added, classification, _, _, peak_plain, peak_full in rows:
         assert int(pixels) == int(size) ** 2 and 0 < float(quicklooks) < float(full), rows
