@@ -239,6 +239,11 @@ def print_report(args, runs: list[dict], profile: dict | None, load: tuple[float
         print(f"one chunk profiled ({profile['chunk_rows']}x{profile['chunk_cols']} px, chunk {profile['chunk']} of "
               f"{profile['chunks']}, classify_chunk): {profile['chunk_s']:.2f} s under cProfile (first chunk "
               f"{profile['first_chunk_s']:.2f} s); rasterio.open calls: {opens['calls']} ({opens['seconds']:.3f} s)")
+        forest = [row for row in profile["top"] if row["where"].endswith("(forest_proba)")]
+        if forest:
+            pixels = profile["chunk_rows"] * profile["chunk_cols"]
+            print(f"  forest kernel: {forest[0]['own_s']:.3f} s for {pixels} px of the chunk, "
+                  f"{forest[0]['own_s'] / pixels * 1e6:.1f} us per pixel (bench_forest_kernel.py times it alone)")
         print(f"  {'own s':>7} {'cum s':>7} {'calls':>8}  function")
         for row in profile["top"]:
             print(f"  {row['own_s']:7.3f} {row['cumulative_s']:7.3f} {row['calls']:>8}  {row['where']}")
