@@ -57,3 +57,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if BENCH_SMOKE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.bench)
+    # pytest-xdist (``-n 2 --dist loadfile`` in pyproject.toml) hands whole files to its workers in collection order:
+    # the files holding end-to-end runs (marked slow) go first, so that no long file starts last while the other
+    # worker has nothing left. A stable sort by file: each file's tests stay together and in their order.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)
