@@ -58,6 +58,10 @@ def _load_binding():
                                   f"{INSTALL_COMMAND}") from exc
     sys.modules[name] = module
     module.set_application_path(install.applications_dir)
+    # OTB's SetApplicationPath stores the path with putenv(OTB_APPLICATION_PATH=...), which os.environ does not
+    # see; recording it there too keeps both views equal, so that code restoring os.environ later (a test's
+    # monkeypatch, a subprocess environment) does not unset the path under OTB and leave it with no application.
+    os.environ["OTB_APPLICATION_PATH"] = install.applications_dir
     return module
 
 

@@ -191,6 +191,8 @@ def test_missing_binding_or_otb_gives_one_message_with_the_fix(otb, tmp_path, mo
     with pytest.raises(OtbUnavailableError, match="apt-get install otb-bin libotb-dev, then iota2 otb build"):
         module._load_binding()
     assert issubclass(OtbUnavailableError, ConfigError)
+    monkeypatch.undo()  # restoring the environment leaves OTB with its applications
+    assert "BandMath" in otb.Registry.GetAvailableApplications()
 
 
 def test_compile_command(otb, tmp_path):
