@@ -33,6 +33,11 @@ COG_CACHE_BYTES = COG_CACHE_MB * 2**20
 """:data:`COG_CACHE_MB` in bytes, as ``rasterio.Env(GDAL_CACHEMAX=...)`` takes an integer (64 would be 64 bytes:
 every block read again for each overview, 5x slower)."""
 
+COG_TMP_ZSTD_LEVEL = 1
+"""ZSTD level of the temporary overview file GDAL's COG driver writes before the COG itself (GDAL compresses it
+with ZSTD at its default level, 9, whatever the map's compression; its ``ZSTD_LEVEL_OVERVIEW`` setting lowers it).
+Measured on a 10000 x 10000 uint16 map with average overviews: 4.1 s at level 9, 2.6 s at level 1, same COG."""
+
 OVERVIEW_RESAMPLING = ("nearest", "mode", "average")
 """Overview resampling methods :func:`mosaic_files` accepts: nearest or mode for class maps (a class is never
 averaged), average for confidence, validity and features."""
@@ -164,7 +169,7 @@ def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overvi
     if threads > 1 and compress.upper() != "NONE":
         options["NUM_THREADS"] = threads  # blocks compressed in parallel on the task's share of the cores
     try:
-        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES):
+        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES, ZSTD_LEVEL_OVERVIEW=COG_TMP_ZSTD_LEVEL):
             rasterio.shutil.copy(str(source), str(tmp), driver="COG", **options)
     except (rasterio.errors.RasterioError, CPLE_BaseError) as exc:
         if ".ovr.tmp" in str(exc) and "No space left" not in str(exc):
