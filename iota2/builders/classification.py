@@ -22,7 +22,7 @@ from iota2.core.errors import InputDataError
 from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
 from iota2.core.learner import load_model
-from iota2.core.raster import Grid, atomic_output, label_dtype, write_raster
+from iota2.core.raster import Grid, assemble_chunks, label_dtype, write_raster
 from iota2.core.scheduler import task_threads
 
 LOGGER = logging.getLogger(__name__)
@@ -189,18 +189,11 @@ def merge_tile_chunks(tile: str, grid: dict, windows: list[list[int]], run: int,
     if probability_map:
         outputs.append(("proba", len(all_labels), "int16"))
     for kind, count, out_dtype in outputs:
-        with atomic_output(layout.tile_map(tile, run, kind)) as tmp:
-            with rasterio.open(tmp, "w", **grid.profile(count, out_dtype, nodata=0 if kind != "proba" else None,
-                                                         compress=compression)) as dst:
-                for chunk, window in enumerate(windows):
-                    window = Window(*window)
-                    if kind == "proba":
-                        with rasterio.open(layout.classif_chunk(tile, run, chunk, proba=True)) as src:
-                            dst.write(src.read(), window=window)
-                    else:
-                        with rasterio.open(layout.classif_chunk(tile, run, chunk)) as src:
-                            band = 1 if kind == "label" else 2
-                            dst.write(src.read(band).astype(out_dtype), 1, window=window)
+        proba = kind == "proba"
+        assemble_chunks([layout.classif_chunk(tile, run, chunk, proba=proba) for chunk in range(len(windows))],
+                        windows, layout.tile_map(tile, run, kind),
+                        grid.profile(count, out_dtype, nodata=None if proba else 0, compress=compression),
+                        source_bands=None if proba else [1 if kind == "label" else 2])
     if remove_tmp_files:
         for chunk in range(len(windows)):
             layout.classif_chunk(tile, run, chunk).unlink(missing_ok=True)

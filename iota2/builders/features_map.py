@@ -12,7 +12,6 @@ This module imports nothing of the classification builder (its steps, ground tru
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from iota2.core.errors import ConfigError
 from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
 from iota2.core.mosaic import mosaic_files
-from iota2.core.raster import Grid, atomic_output
+from iota2.core.raster import Grid, assemble_chunks, atomic_output
 from iota2.core.scheduler import task_threads
 
 LOGGER = logging.getLogger(__name__)
@@ -155,17 +154,9 @@ def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str
     for index, path in enumerate(chunks[1:], start=1):
         _check_same_labels(labels, _labels(path), f"chunk {index} of tile {tile} ({path.name})",
                            f"chunk 0 ({chunks[0].name})")
-    with atomic_output(layout.features_map_tile(tile)) as tmp, contextlib.ExitStack() as stack:
-        sources = [stack.enter_context(rasterio.open(path)) for path in chunks]
-        with rasterio.open(tmp, "w", **_profile(grid, len(labels), compression, threads=task_threads())) as dst:
-            for band, label in enumerate(labels, start=1):
-                dst.set_band_description(band, label)
-            # a group of bands at a time, every chunk of the group in turn: the blocks of those bands are complete
-            # before the next group, and memory holds BANDS_PER_WRITE bands of one chunk
-            for first in range(1, len(labels) + 1, BANDS_PER_WRITE):
-                bands = list(range(first, min(first + BANDS_PER_WRITE, len(labels) + 1)))
-                for src, window in zip(sources, windows):
-                    dst.write(src.read(bands), bands, window=Window(*window))
+    assemble_chunks(chunks, windows, layout.features_map_tile(tile),
+                    _profile(grid, len(labels), compression, threads=task_threads()), band_descriptions=labels,
+                    bands_per_write=BANDS_PER_WRITE)
     if remove_tmp_files:
         for path in chunks:
             path.unlink(missing_ok=True)

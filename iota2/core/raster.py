@@ -609,6 +609,52 @@ def write_raster(path: str | Path, array: np.ndarray, grid: Grid, nodata=None, c
     return Path(path)
 
 
+def assemble_chunks(chunks: list[Path], windows: list[list[int]], target: str | Path, profile: dict,
+                    source_bands: list[int] | None = None, band_descriptions: list[str] | None = None,
+                    bands_per_write: int = 32) -> Path:
+    """Write chunk rasters into one raster, each at its window of the target, atomically.
+
+    Bands are copied a group of ``bands_per_write`` at a time, every chunk of the group in turn: the target's
+    blocks of those bands are complete before the next group, and memory holds one group of one chunk.
+
+    Parameters
+    ----------
+    chunks
+        The chunk rasters, in the order of ``windows``.
+    windows
+        ``[col_off, row_off, width, height]`` of each chunk in the target.
+    target
+        The assembled raster (written under a temporary name, renamed when complete).
+    profile
+        rasterio creation profile of the target (``count`` and ``dtype`` included; values are cast to it).
+    source_bands
+        The chunks' bands (1-based) written to bands 1, 2, ... of the target; default: bands 1 to ``count``.
+    band_descriptions
+        One description per band of the target, or None.
+    bands_per_write
+        Bands read and written per call.
+
+    Returns
+    -------
+    Path
+    """
+    count = profile["count"]
+    source_bands = list(source_bands or range(1, count + 1))
+    if len(source_bands) != count:
+        raise ValueError(f"{len(source_bands)} source bands for a target of {count} bands")
+    with atomic_output(target) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for band, description in enumerate(band_descriptions or [], start=1):
+                dst.set_band_description(band, description)
+            for first in range(0, count, bands_per_write):
+                bands = list(range(first + 1, min(first + bands_per_write, count) + 1))
+                for path, window in zip(chunks, windows):
+                    with rasterio.open(path) as src:
+                        values = src.read(source_bands[first:first + len(bands)])
+                    dst.write(values.astype(profile["dtype"], copy=False), bands, window=Window(*window))
+    return Path(target)
+
+
 MAX_CHUNKS_PER_TILE = 10_000
 """Most chunks ``user_fixed`` may cut a tile into: each chunk is a task (1 x 1 chunks of a small tile made 80 000)."""
 

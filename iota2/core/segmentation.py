@@ -22,13 +22,12 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
 from iota2.core.config import Config
 from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
-from iota2.core.raster import Grid, atomic_output, write_raster
+from iota2.core.raster import Grid, assemble_chunks, write_raster
 
 LOGGER = logging.getLogger(__name__)
 
@@ -199,12 +198,8 @@ def merge_superpixels(tile: str, grid: dict, windows: list[list[int]], output_pa
     """
     grid = Grid.from_dict(grid)
     layout = OutputLayout(output_path)
-    with atomic_output(layout.slic(tile)) as tmp:
-        with rasterio.open(tmp, "w", **grid.profile(1, SEGMENT_DTYPE, nodata=0, compress=compression)) as dst:
-            dst.set_band_description(1, "superpixel")
-            for chunk, window in enumerate(windows):
-                with rasterio.open(layout.slic_chunk(tile, chunk)) as src:
-                    dst.write(src.read(1), 1, window=Window(*window))
+    assemble_chunks([layout.slic_chunk(tile, chunk) for chunk in range(len(windows))], windows, layout.slic(tile),
+                    grid.profile(1, SEGMENT_DTYPE, nodata=0, compress=compression), band_descriptions=["superpixel"])
     if remove_chunks:
         for chunk in range(len(windows)):
             layout.slic_chunk(tile, chunk).unlink(missing_ok=True)

@@ -8,7 +8,8 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from iota2.core.errors import ConfigError, InputDataError
-from iota2.core.raster import Grid, atomic_output, chunk_windows, open_raster, pad_window, write_raster
+from iota2.core.raster import (Grid, assemble_chunks, atomic_output, chunk_windows, open_raster, pad_window,
+                               write_raster)
 
 GRID = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900000), 100, 37)
 
@@ -76,6 +77,36 @@ def test_write_raster_round_trip_and_grid(tmp_path):
     assert Grid.from_dict(GRID.to_dict()) == GRID
     assert GRID.window_grid(Window(10, 5, 20, 7)).bounds == (300100.0, 4899880.0, 300300.0, 4899950.0)
 
+
+
+@pytest.mark.parametrize("bands_per_write", [1, 2, 32])
+def test_assemble_chunks_puts_each_chunk_at_its_window_with_the_chosen_bands(tmp_path, bands_per_write):
+    rng = np.random.default_rng(0)
+    whole = rng.integers(0, 300, (5, GRID.height, GRID.width)).astype(np.int32)
+    windows = [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)]
+               for w in chunk_windows(GRID, "split_number", number_of_chunks=3)]
+    assert len(windows) == 3
+    chunks = [write_raster(tmp_path / f"chunk_{i}.tif", whole[:, r:r + h, c:c + w],
+                           GRID.window_grid(Window(c, r, w, h))) for i, (c, r, w, h) in enumerate(windows)]
+    target = tmp_path / "tile.tif"
+    assemble_chunks(chunks, windows, target, GRID.profile(3, "uint16", nodata=0, compress="ZSTD"),
+                    source_bands=[4, 2, 5], band_descriptions=["d", "b", "e"], bands_per_write=bands_per_write)
+    with rasterio.open(target) as src:
+        assert src.dtypes == ("uint16",) * 3 and src.descriptions == ("d", "b", "e")
+        assert Grid.from_dataset(src) == GRID
+        assert np.array_equal(src.read(), whole[[3, 1, 4]].astype(np.uint16))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["chunk_0.tif", "chunk_1.tif", "chunk_2.tif", "tile.tif"]
+
+
+def test_assemble_chunks_with_a_missing_chunk_leaves_no_target(tmp_path):
+    window = [0, 0, GRID.width, GRID.height]
+    chunk = write_raster(tmp_path / "chunk_0.tif", np.ones((GRID.height, GRID.width), np.uint8), GRID)
+    with pytest.raises(rasterio.errors.RasterioIOError):
+        assemble_chunks([chunk, tmp_path / "chunk_1.tif"], [window, window], tmp_path / "tile.tif",
+                        GRID.profile(1, "uint8", nodata=0, compress="ZSTD"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["chunk_0.tif"]
+    with pytest.raises(ValueError, match="2 source bands for a target of 1 bands"):
+        assemble_chunks([chunk], [window], tmp_path / "tile.tif", GRID.profile(1, "uint8"), source_bands=[1, 1])
 
 def test_open_raster_errors(tmp_path):
     with pytest.raises(InputDataError, match="does not exist"):
