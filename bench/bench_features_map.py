@@ -12,7 +12,10 @@ One run does, in order:
    concat_mode: False}`` and ``chunk_size_mode: split_number``, for 1, 4 and 16 chunks and 1 and 2 workers.
    From the task logs (``done in X s`` lines): the wall time of the ``writing`` group (chunks, tile map,
    final map), of ``init``, and the time before the first task (interpreter, configuration, cluster start);
-   throughput in pixels x dates per second; speed-up from 1 to 2 workers (target >= 1.8x);
+   throughput in pixels x dates per second; speed-up from 1 to 2 workers (target >= 1.8x), printed beside the
+   host's own ceiling measured before and after the runs: how much faster two CPU-bound processes (a numpy sort,
+   one thread each) finish together than one after the other (virtual cores shared with other machines give
+   less than 2x);
 3. **memory**: for each tile size (``--memory-sizes``, default 1000 and 2000; ``--large`` adds 4000) with
    ``chunk_size_mode: auto`` and a fixed ``memory_per_task_mb``, a fresh child process runs the task function
    :func:`iota2.builders.features_map.write_chunk` on the first chunk of the tile and reports its peak RSS
@@ -57,6 +60,16 @@ FLAT = 0.10
 FUNCTIONS = "get_ndvi laplace_ndvi"
 INIT_STEPS = ["features_map_directories", "features_map_validity"]
 WRITING_STEPS = ["features_chunk", "features_tile", "features_map"]
+HOST_WORK = """\
+import time
+import numpy as np
+values = np.random.default_rng(0).random((2000, 2000))
+start = time.perf_counter()
+for _ in range({repeats}):
+    np.sort(values, axis=1)
+print(time.perf_counter() - start)
+"""
+"""CPU-bound reference work of :func:`host_ceiling` (about 2 s on one core here at 40 repeats)."""
 GENERATOR_BYTES_PER_PIXEL_DATE = 110
 """Peak memory of ``generate_dataset`` per pixel and date (measured: it holds every date of the tile at once)."""
 
@@ -181,10 +194,31 @@ def run_cli(config_path: Path, output: Path, workers: int) -> dict:
             "assembly_s": span_of(steps, ["features_tile", "features_map"])}
 
 
+def host_ceiling(repeats: int) -> float:
+    """Speed-up of two CPU-bound processes run together over the same two run one after the other.
+
+    Each child times its own work (:data:`HOST_WORK`, one thread), so interpreter start-up is left out: the
+    ceiling is ``2 x alone / max(together)``. On two idle physical cores it is close to 2.
+    """
+    code = HOST_WORK.format(repeats=repeats)
+    env = os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def start():
+        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+
+    alone = float(start().communicate()[0])
+    pair = [start(), start()]
+    together = max(float(child.communicate()[0]) for child in pair)
+    return 2 * alone / together
+
+
 def throughput(args, work: Path, module: Path) -> tuple[dict, list[dict]]:
     dataset, generated = ensure_dataset(work, args.size, args.date_list, args.seed)
     log(f"tile {args.size}x{args.size}, {len(args.date_list)} dates: "
         + (f"generated in {generated:.1f} s" if generated is not None else "reused") + f" ({dataset['s2_path']})")
+    repeats = 10 if args.quick else 40
+    ceilings = [host_ceiling(repeats)]
+    log(f"host ceiling (two CPU-bound processes together / one after the other): {ceilings[0]:.2f}x")
     runs = []
     for chunks in args.chunk_list:
         for workers in WORKERS:
@@ -200,7 +234,9 @@ def throughput(args, work: Path, module: Path) -> tuple[dict, list[dict]]:
                 f"run {entry['wall_s']:.2f} s")
             if not args.keep_outputs:
                 shutil.rmtree(work / f"run_{tag}", ignore_errors=True)
-    return {"generated_s": generated}, runs
+    ceilings.append(host_ceiling(repeats))
+    log(f"host ceiling after the runs: {ceilings[1]:.2f}x")
+    return {"generated_s": generated, "host_ceiling": ceilings}, runs
 
 
 # ------------------------------------------------------------------------------------------------ children
@@ -326,7 +362,7 @@ def speedups(runs: list[dict]) -> dict[int, dict]:
     return out
 
 
-def print_throughput(args, runs: list[dict], verdicts: dict) -> None:
+def print_throughput(args, runs: list[dict], verdicts: dict, ceilings: list[float]) -> None:
     dates = len(args.date_list)
     print()
     print(f"=== features map ({FUNCTIONS}, concat_mode False): 1 tile {args.size}x{args.size} px, {dates} dates "
@@ -370,12 +406,18 @@ def print_throughput(args, runs: list[dict], verdicts: dict) -> None:
         verdicts["speedup"] = ok
         print(f"SPEEDUP 1 -> 2 workers ({top} chunks, writing group): {ratios[top]['writing']:.2f}x   "
               f"target >= {SPEEDUP_TARGET}x: {verdict(ok)}")
+    if ceilings:
+        print(f"HOST CEILING: two CPU-bound processes (numpy sort, one thread each) finish "
+              f"{' / '.join(f'{c:.2f}x' for c in ceilings)} faster together than one after the other (before / "
+              f"after the runs)" + ("; the target is above this host's ceiling" if max(ceilings) < SPEEDUP_TARGET
+                                     else ""))
 
 
-def print_report(args, runs: list[dict], mem: list[dict], load: tuple[str, str]) -> dict:
+def print_report(args, runs: list[dict], mem: list[dict], load: tuple[str, str],
+                 ceilings: list[float] | None = None) -> dict:
     verdicts = {}
     if runs:
-        print_throughput(args, runs, verdicts)
+        print_throughput(args, runs, verdicts, ceilings or [])
     if mem:
         print()
         print(f"=== peak memory of one chunk task (write_chunk in a fresh process), chunk_size_mode auto, "
@@ -495,7 +537,7 @@ def main(argv=None) -> int:
         run_child("init", {"config": str(config)})
         profile = run_child("profile", {"config": str(config)})
         shutil.rmtree(output, ignore_errors=True)
-    verdicts = print_report(args, runs, mem, (load_before, load_average()))
+    verdicts = print_report(args, runs, mem, (load_before, load_average()), data.get("host_ceiling"))
     if profile:
         col, row, width, height = profile["chunk"]
         print(f"\n=== cProfile of write_chunk on one chunk ({height}x{width} px, {args.dates} dates): "

@@ -36,6 +36,9 @@ def test_bench_features_map_quick(tmp_path):
                      re.MULTILINE), output[-4000:]
     assert re.search(r"^SPEEDUP 1 -> 2 workers \(4 chunks, writing group\): \d+\.\d\dx   target >= 1\.8x: "
                      r"(PASS|MISS)$", stdout, re.MULTILINE), output[-4000:]
+    ceiling = re.search(r"^HOST CEILING: two CPU-bound processes .* finish (\d+\.\d\d)x / (\d+\.\d\d)x faster together",
+                        stdout, re.MULTILINE)
+    assert ceiling and all(0.5 < float(value) < 2.2 for value in ceiling.groups()), output[-4000:]
 
     # memory: one row per tile size, the same chunk pixels (auto chunking), a flat-memory verdict
     mem = re.findall(r"^\s+(200|400)x\1\s+(\d+)\s+(\d+) x (\d+)\s+(\d+)\s+\d+\.\d\d\s+(\d+) MiB\s+(\d+) MiB", stdout,
@@ -51,6 +54,7 @@ def test_bench_features_map_quick(tmp_path):
     saved = json.loads(result_file.read_text())
     assert len(saved["throughput"]) == 4 and len(saved["memory"]) == 2
     assert all(run["pixel_dates"] == 200 * 200 * 6 for run in saved["throughput"])
+    assert len(saved["data"]["host_ceiling"]) == 2
     assert set(saved["verdicts"]) == {"speedup", "memory"}
 
 
