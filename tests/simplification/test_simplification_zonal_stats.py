@@ -237,6 +237,7 @@ def random_case(tmp_path, size=200, parcels=60, seed=1):
     return path, zones
 
 
+@pytest.mark.bench  # rasterstats is a bench-only dependency: run with the benchmarks' smoke runs (pytest -m bench)
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # rasterstats multiplies affines with *
 def test_agrees_with_rasterstats_at_pixel_centres(tmp_path):
     rasterstats = pytest.importorskip("rasterstats", reason="rasterstats not installed (bench-only dependency)")
@@ -255,6 +256,7 @@ def test_agrees_with_rasterstats_at_pixel_centres(tmp_path):
     assert compared == 6 * len(zones)
 
 
+@pytest.mark.bench  # exactextract is a bench-only dependency: run with the benchmarks' smoke runs (pytest -m bench)
 def test_agrees_with_exactextract_coverage(tmp_path):
     exactextract = pytest.importorskip("exactextract", reason="exactextract not installed (bench-only dependency)")
     path, zones = random_case(tmp_path, seed=2)
