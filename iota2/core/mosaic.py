@@ -36,7 +36,9 @@ every block read again for each overview, 5x slower)."""
 COG_TMP_ZSTD_LEVEL = 1
 """ZSTD level of the temporary overview file GDAL's COG driver writes before the COG itself (GDAL compresses it
 with ZSTD at its default level, 9, whatever the map's compression; its ``ZSTD_LEVEL_OVERVIEW`` setting lowers it).
-Measured on a 10000 x 10000 uint16 map with average overviews: 4.1 s at level 9, 2.6 s at level 1, same COG."""
+Measured on a 10000 x 10000 uint16 map with average overviews: 4.1 s at level 9, 2.6 s at level 1, same COG.
+That setting also sets the level of a ZSTD COG's own overviews: a ZSTD map's temporary file therefore takes the
+map's level (GDAL's default when none is given), and this level applies to the other compressions only."""
 
 OVERVIEW_RESAMPLING = ("nearest", "mode", "average")
 """Overview resampling methods :func:`mosaic_files` accepts: nearest or mode for class maps (a class is never
@@ -169,7 +171,7 @@ def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overvi
     if threads > 1 and compress.upper() != "NONE":
         options["NUM_THREADS"] = threads  # blocks compressed in parallel on the task's share of the cores
     try:
-        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES, ZSTD_LEVEL_OVERVIEW=COG_TMP_ZSTD_LEVEL):
+        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES, **_overview_zstd_level(compress, zstd_level)):
             rasterio.shutil.copy(str(source), str(tmp), driver="COG", **options)
     except (rasterio.errors.RasterioError, CPLE_BaseError) as exc:
         if ".ovr.tmp" in str(exc) and "No space left" not in str(exc):
@@ -182,6 +184,13 @@ def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overvi
             raise
         raise rasterio.errors.RasterioIOError(f"writing '{target.name}' failed: {exc}") from exc  # disk full ...
 
+
+
+def _overview_zstd_level(compress: str, zstd_level: int | None) -> dict:
+    """GDAL's ``ZSTD_LEVEL_OVERVIEW`` while a COG is written (see :data:`COG_TMP_ZSTD_LEVEL`)."""
+    if compress.upper() != "ZSTD":
+        return {"ZSTD_LEVEL_OVERVIEW": COG_TMP_ZSTD_LEVEL}  # the temporary file only
+    return {} if zstd_level is None else {"ZSTD_LEVEL_OVERVIEW": zstd_level}
 
 def _same_layout(dataset, profile: dict) -> bool:
     """Whether ``dataset`` is a GeoTIFF with the type, tiling and compression of ``profile``."""

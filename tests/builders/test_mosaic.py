@@ -240,6 +240,28 @@ def test_features_map_mosaic_is_a_cog_with_average_overviews_and_band_names(tmp_
     assert abs(float(half[0, 0]) - float(values[1, :2, :2].mean())) < 1e-5  # average of a 2 x 2 block
 
 
+
+@pytest.mark.parametrize("compress, level", [("ZSTD", None), ("ZSTD", 1), ("DEFLATE", None)])
+def test_the_cog_temporary_file_setting_leaves_the_cog_as_gdal_writes_it(tmp_path, compress, level):
+    """The temporary overview file's ZSTD level speeds the COG up without changing a byte of it (the setting also
+    reaches a ZSTD COG's own overviews: they keep the map's level)."""
+    import numpy as np
+    import rasterio
+    import rasterio.shutil
+    from rasterio.transform import from_origin
+
+    from iota2.core.mosaic import COG_BLOCKSIZE, to_cog
+
+    values = np.random.default_rng(2).integers(0, 40, (700, 650)).astype(np.uint16)
+    source = _tile(tmp_path / "validity.tif", values, from_origin(0, 0, 10, 10))
+    to_cog(source, tmp_path / "ours.tif", compress, "average", zstd_level=level)
+    options = {"COMPRESS": compress, "BLOCKSIZE": COG_BLOCKSIZE, "BIGTIFF": "IF_SAFER",
+               "OVERVIEW_RESAMPLING": "AVERAGE", "OVERVIEWS": "IGNORE_EXISTING"}
+    if level is not None:
+        options["LEVEL"] = level
+    rasterio.shutil.copy(str(source), str(tmp_path / "gdal.tif"), driver="COG", **options)
+    assert (tmp_path / "ours.tif").read_bytes() == (tmp_path / "gdal.tif").read_bytes()
+
 def test_a_file_system_refusing_the_cog_temporary_file_gives_one_clear_error_and_no_file(tmp_path):
     import os
 
