@@ -43,7 +43,8 @@ def tile_map_path(output_path, tile: str, run: int, kind: str = "label") -> Path
     return OutputLayout(output_path).tile_map(tile, run, kind)
 
 
-def predict(model, features: np.ndarray, all_labels: list[int], threads: int = 1, **options):
+def predict(model, features: np.ndarray, all_labels: list[int], threads: int = 1, rows: np.ndarray | None = None,
+            **options):
     """Labels, confidence (0-100) and probabilities (n, n_all_labels, float32) of feature rows.
 
     Parameters
@@ -51,7 +52,10 @@ def predict(model, features: np.ndarray, all_labels: list[int], threads: int = 1
     model
         A fitted or loaded learner (:func:`iota2.core.learner.load_model`).
     features
-        float32 ``(n, len(model.feature_names))``.
+        float32 ``(pixels, len(model.feature_names))``.
+    rows
+        The rows of ``features`` to predict (n of them), gathered one batch at a time; None: every row (n =
+        pixels). A chunk's pixels inside the common mask are predicted without copying the whole chunk's features.
     all_labels
         Every label of the ground truth: the columns of the probabilities (a class the model never saw has 0).
     threads
@@ -64,13 +68,14 @@ def predict(model, features: np.ndarray, all_labels: list[int], threads: int = 1
     """
     classes = np.asarray(model.classes_)
     columns = np.searchsorted(np.asarray(all_labels), classes)
-    n = len(features)
+    n = len(features) if rows is None else len(rows)
     labels = np.zeros(n, np.int64)
     confidence = np.zeros(n, np.uint8)
     proba_all = np.zeros((n, len(all_labels)), np.float32)
     for start in range(0, n, COMPILED_BATCH):
         stop = min(n, start + COMPILED_BATCH)
-        proba = model.predict_proba(features[start:stop], threads, **options)
+        batch = features[start:stop] if rows is None else features[rows[start:stop]]
+        proba = model.predict_proba(batch, threads, **options)
         if proba.shape != (stop - start, len(classes)):
             raise ValueError(f"learner {model.name!r} returned probabilities of shape {proba.shape} for "
                              f"{stop - start} rows and {len(classes)} classes")
@@ -144,7 +149,9 @@ def classify_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk
                 raise InputDataError(f"model {path} was learnt on {len(model.feature_names)} features that differ "
                                      f"from the {len(block.labels)} features of tile {tile}; restart from the "
                                      "'sampling' group so samples and model match the current configuration")
-            labels, confidence, proba = predict(model, block.features[pixels], all_labels, threads)
+            rows = None if pixels.all() else np.flatnonzero(pixels)
+            labels, confidence, proba = predict(model, block.features.reshape(-1, block.features.shape[-1]),
+                                                all_labels, threads, rows=rows)
             label_map[pixels] = labels.astype(dtype)
             confidence_map[pixels] = confidence
             if probability_map:

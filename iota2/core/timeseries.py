@@ -142,6 +142,13 @@ def gapfill_linear(values: np.ndarray, invalid: np.ndarray, input_dates: list[st
     return result
 
 
+def warm_up() -> None:
+    """Import the feature stage and load the compiled gap-filling kernel now (dask workers call it at start)."""
+    import iota2.core.features  # noqa: F401
+
+    _kernel()
+
+
 @functools.lru_cache(maxsize=1)
 def _kernel():
     """The numba gap-filling kernel module, compiled (or loaded from numba's cache) on first use, or None when

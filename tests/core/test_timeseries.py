@@ -158,3 +158,16 @@ def test_gapfill_compiled_kernel_reads_non_contiguous_input():
     out = gapfill_linear(values, invalid, dates, ["20180120", "20180201"])
     expected = _reference_gapfill(values, invalid, dates, ["20180120", "20180201"])
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_dask_worker_loads_the_gapfilling_kernel_at_start():
+    """The workers' start script loads the compiled gap-filling kernel, so a worker's first chunk does not pay for it."""
+    import subprocess
+    import sys
+
+    script = ("import iota2.core.worker_preload\n"
+              "from iota2.core import timeseries\n"
+              "print(timeseries._kernel.cache_info().currsize, timeseries._kernel() is not None)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "True"]

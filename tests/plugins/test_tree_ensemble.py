@@ -154,3 +154,22 @@ def test_a_failing_kernel_falls_back_to_scikit_learn(monkeypatch, caplog):
         monkeypatch.undo()
         tree_ensemble._kernel.cache_clear()
     assert CompiledForest.from_estimator(forest) is not None
+
+
+def test_predict_selected_rows_in_batches_equals_predicting_their_copy(monkeypatch):
+    """A chunk's pixels inside the common mask are predicted by index, batch by batch, without copying the whole
+    chunk's features: the same labels, confidences and probabilities as predicting the copied rows."""
+    from iota2.builders import classification
+
+    features, labels = _data(n_samples=400)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, labels)
+    model = SklearnLearner.from_estimator(forest, [f"f{i}" for i in range(features.shape[1])])
+    pixels, _ = _data(n_samples=3000, seed=5)
+    rows = np.flatnonzero(np.random.default_rng(1).random(len(pixels)) < 0.6)
+    monkeypatch.setattr(classification, "COMPILED_BATCH", 257)  # several batches, the last one partial
+    all_labels = [5] + model.classes_.tolist() + [999]  # labels the model never saw get probability 0
+    by_index = predict(model, pixels, all_labels, rows=rows)
+    copied = predict(model, pixels[rows], all_labels)
+    for left, right in zip(by_index, copied):
+        np.testing.assert_array_equal(left, right)
+    assert len(by_index[0]) == len(rows) and set(by_index[0]) <= set(model.classes_)
