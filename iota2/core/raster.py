@@ -6,6 +6,7 @@ import collections
 import contextlib
 import dataclasses
 import errno
+import functools
 import logging
 import math
 import os
@@ -302,6 +303,76 @@ def aligned_window(dataset, grid: Grid) -> Window | None:
     return Window(col_off, row_off, width, height)
 
 
+UPSAMPLED_DTYPES = ("uint8", "int8", "uint16", "int16")
+"""Data types :func:`upsampled_read` interpolates itself: their bilinear values are exact in float32 and float64
+alike, so they equal GDAL's whatever precision GDAL computes in."""
+
+UPSAMPLED_FACTORS = (2, 4)
+"""Upsampling factors :func:`upsampled_read` handles: their bilinear weights are dyadic (0.25, 0.75; 0.125 ...),
+so the interpolated values are exact (a factor of 3 or 6 has weights of 1/3 that round)."""
+
+
+@functools.lru_cache(maxsize=1)
+def upsample_kernel():
+    """The compiled upsampling kernel, or None when numba cannot provide it (GDAL's read is used then)."""
+    try:
+        from iota2.core.upsample_kernel import upsample_bilinear
+
+        index = np.zeros(1, np.int64)
+        upsample_bilinear(np.zeros((1, 1), np.int16), index, index, np.zeros(1), index, index, np.zeros(1), 0.0, False,
+                          np.empty((1, 1), np.int16))
+    except Exception as exc:  # noqa: BLE001 - any numba failure means GDAL's read
+        LOGGER.debug("compiled upsampling not available (%s: %s)", type(exc).__name__, exc)
+        return None
+    return upsample_bilinear
+
+
+def _bilinear_taps(offset: float, size: int, factor: int, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source pixels (first, second) and weight of the second for ``size`` output pixels starting at source
+    coordinate ``offset``, ``factor`` output pixels per source pixel, clamped to ``[0, limit)`` as GDAL clamps
+    its kernel at the raster's edges."""
+    centres = (np.arange(size) + 0.5) / factor + offset - 0.5
+    first = np.floor(centres)
+    weight = centres - first
+    first = first.astype(np.int64)
+    return np.clip(first, 0, limit - 1), np.clip(first + 1, 0, limit - 1), weight
+
+
+def upsampled_read(dataset, band, window: Window, shape: tuple, resampling, nodata=None) -> np.ndarray | None:
+    """GDAL's bilinear resampled read of ``window`` into ``shape`` (an integer factor finer), computed from the
+    window's own pixels by a compiled kernel: the same values, bit for bit, at a fraction of the cost (a 20 m
+    Sentinel-2 band read onto a 48 x 2000 px chunk of the 10 m grid: 0.68 ms through GDAL, which interpolates
+    through its generic convolution, against 0.02 ms for a 10 m band; 216 such reads per 36-date chunk).
+
+    Returns None where it does not apply, and the caller reads through GDAL: another resampling, several bands,
+    a data type outside :data:`UPSAMPLED_DTYPES`, a factor outside :data:`UPSAMPLED_FACTORS` (or different across
+    axes), and any window whose interpolation touches a ``nodata`` pixel (GDAL leaves those out of its kernel and
+    weighs the other pixels anew).
+    """
+    if resampling != rasterio.enums.Resampling.bilinear or not isinstance(band, int):
+        return None
+    if dataset.dtypes[band - 1] not in UPSAMPLED_DTYPES:
+        return None
+    rows, cols = shape
+    factor = rows / window.height
+    if factor not in UPSAMPLED_FACTORS or cols / window.width != factor:
+        return None
+    kernel = upsample_kernel()
+    if kernel is None:
+        return None
+    factor = int(factor)
+    row_a, row_b, row_weight = _bilinear_taps(window.row_off, rows, factor, dataset.height)
+    col_a, col_b, col_weight = _bilinear_taps(window.col_off, cols, factor, dataset.width)
+    top, left = int(row_a[0]), int(col_a[0])
+    block = read_checked(dataset, band, window=Window(left, top, int(col_b[-1]) - left + 1, int(row_b[-1]) - top + 1))
+    out = np.empty(shape, block.dtype)
+    has_nodata = nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata))
+    if not kernel(block, row_a - top, row_b - top, row_weight, col_a - left, col_b - left, col_weight,
+                  float(nodata) if has_nodata else 0.0, has_nodata, out):
+        return None
+    return out
+
+
 def read_onto_grid(path: str | Path, grid: Grid, resampling: rasterio.enums.Resampling, fill: float,
                    src_nodata: float | None = None, *, bands: int | list[int] | None = 1,
                    force_warp: bool = False, resampled_direct: bool = True, undeclared_nodata_warps: bool = True,
@@ -399,7 +470,9 @@ def read_onto_grid(path: str | Path, grid: Grid, resampling: rasterio.enums.Resa
             if same_size:
                 values = read_checked(src, read_bands, window=window)
             else:
-                values = read_checked(src, read_bands, window=window, out_shape=shape, resampling=resampling)
+                values = upsampled_read(src, read_bands, window, shape, resampling, declared)
+                if values is None:
+                    values = read_checked(src, read_bands, window=window, out_shape=shape, resampling=resampling)
             if dtype is not None:
                 values = values.astype(dtype)
         else:

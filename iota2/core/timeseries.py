@@ -143,10 +143,13 @@ def gapfill_linear(values: np.ndarray, invalid: np.ndarray, input_dates: list[st
 
 
 def warm_up() -> None:
-    """Import the feature stage and load the compiled gap-filling kernel now (dask workers call it at start)."""
+    """Import the feature stage and load its compiled kernels now, gap-filling and upsampling (dask workers call
+    it at start)."""
     import iota2.core.features  # noqa: F401
+    from iota2.core.raster import upsample_kernel
 
     _kernel()
+    upsample_kernel()
 
 
 @functools.lru_cache(maxsize=1)

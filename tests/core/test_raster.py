@@ -441,3 +441,71 @@ def test_input_rasters_hold_every_file_of_a_36_date_chunk_between_chunks(tmp_pat
     finally:
         cache.clear()
     assert all(dataset.closed for dataset in first_chunk)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "uint8"])
+@pytest.mark.parametrize("factor", [2, 4])
+def test_compiled_upsampling_equals_gdal_bit_for_bit(tmp_path, dtype, factor):
+    """A coarser band read onto a finer aligned grid (a 20 m Sentinel-2 band on the 10 m grid) is interpolated by
+    the compiled kernel with GDAL's values, bit for bit: windows at every edge, odd offsets and sizes (fractional
+    source windows), negative values with .5 ties, and a declared nodata absent from the window."""
+    from rasterio.enums import Resampling
+
+    from iota2.core.raster import upsampled_read
+
+    rng = np.random.default_rng(factor)
+    info = np.iinfo(dtype)
+    low, high = max(info.min, -3000), min(info.max - 1, 12000)  # the nodata value (info.max) placed below only
+    values = rng.integers(low, high + 1, (61, 53)).astype(dtype)
+    if info.min < 0:
+        values[::3, ::2] = -rng.integers(1, 50, values[::3, ::2].shape) * 2 - 1  # odd negatives: .5 ties
+    nodata = info.max  # declared, and present only in the last row
+    values[-1, :5] = nodata
+    path = _raster(tmp_path / "coarse.tif", values[np.newaxis], Affine(20.0 * factor / 2, 0, 0, 0, -20.0 * factor / 2, 0),
+                   nodata=nodata)
+    rows, cols = values.shape[0] * factor, values.shape[1] * factor
+    windows = [(0, 0, rows - factor * 2, cols), (1, 3, 31, 33), (47, 0, 48, 100), (rows - 64 - factor * 2, cols - 64, 64, 64),
+               (5, cols - 3, 40, 3), (rows // 2 + 1, cols // 2 + 1, 1, 1), (0, 0, 1, cols)]
+    used = 0
+    with rasterio.open(path) as src:
+        for row, col, height, width in windows:
+            window = Window(col / factor, row / factor, width / factor, height / factor)
+            expected = src.read(1, window=window, out_shape=(height, width), resampling=Resampling.bilinear)
+            computed = upsampled_read(src, 1, window, (height, width), Resampling.bilinear, src.nodata)
+            assert computed is not None, (row, col, height, width)
+            assert computed.dtype == expected.dtype
+            np.testing.assert_array_equal(computed, expected, err_msg=str((row, col, height, width)))
+            used += 1
+        # the last rows hold nodata: GDAL's kernel leaves it out, the compiled read declines (GDAL reads them)
+        bottom = Window(0, (rows - 2 * factor) / factor, cols / factor, 2.0)
+        assert upsampled_read(src, 1, bottom, (2 * factor, cols), Resampling.bilinear, src.nodata) is None
+        # other resamplings, several bands, other factors: GDAL reads them
+        assert upsampled_read(src, 1, window, (height, width), Resampling.cubic, src.nodata) is None
+        assert upsampled_read(src, [1], window, (height, width), Resampling.bilinear, src.nodata) is None
+        assert upsampled_read(src, 1, Window(0, 0, 3, 3), (9, 9), Resampling.bilinear, src.nodata) is None
+    assert used == len(windows)
+
+
+def test_read_onto_grid_of_a_20m_band_uses_the_compiled_upsampling_with_gdal_values(tmp_path, monkeypatch):
+    """The optical reader's path: read_onto_grid of a 20 m int16 band onto 10 m chunks gives GDAL's resampled read,
+    and through the compiled kernel (GDAL's resampled read is not called for a window without nodata)."""
+    from rasterio.enums import Resampling
+
+    from iota2.core import raster as raster_module
+    from iota2.core.raster import read_onto_grid
+
+    values = _smooth(40, 50)
+    path = _raster(tmp_path / "b5.tif", values, Affine(20.0, 0, 600000.0, 0, -20.0, 4800000.0), nodata=-10000)
+    tile = Grid(CRS.from_epsg(32631), Affine(10.0, 0, 600000.0, 0, -10.0, 4800000.0), 100, 80)
+    with rasterio.open(path) as src:
+        whole = src.read(1, out_shape=(80, 100), resampling=Resampling.bilinear)
+    calls = []
+    original = raster_module.read_checked
+    monkeypatch.setattr(raster_module, "read_checked",
+                        lambda dataset, *args, **kwargs: calls.append(kwargs.get("resampling")) or
+                        original(dataset, *args, **kwargs))
+    for window in (Window(0, 0, 100, 27), Window(0, 27, 100, 27), Window(13, 54, 87, 26)):
+        chunk = read_onto_grid(path, tile.window_grid(window), Resampling.bilinear, -10000)
+        rows, cols = window.toslices()
+        np.testing.assert_array_equal(chunk, whole[rows, cols])
+    assert calls and all(resampling is None for resampling in calls)
