@@ -151,12 +151,13 @@ def builder_of(config_path: Path):
 
 # ------------------------------------------------------------------------------------------------ ours
 def parse_task_logs(output: Path) -> dict[str, dict]:
-    """Per step: task count, summed task time ("done in X s") and wall span (first start -> last end)."""
+    """Per step: task count, summed task time ("done in X s"), wall span (first start -> last end) and each task's
+    ``(start, seconds, process id)`` under ``"runs"`` (process None in logs that do not name it)."""
     stamp = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
     steps: dict[str, dict] = {}
     for path in sorted(OutputLayout(output).logs.glob("*/*.log")):
         start = end = None
-        seconds = None
+        seconds = process = None
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             match = stamp.match(line)
             if not match:
@@ -164,14 +165,18 @@ def parse_task_logs(output: Path) -> dict[str, dict]:
             when = datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
             if "iota2.task: start " in line:
                 start = when
+                named = re.search(r", process (\d+)$", line)
+                process = int(named.group(1)) if named else None
             done = re.search(r"iota2\.task: done in ([0-9.]+) s", line)
             if done:
                 seconds, end = float(done.group(1)), when
         if seconds is None:
             continue
-        entry = steps.setdefault(path.parent.name, {"tasks": 0, "sum_s": 0.0, "first": None, "last": None})
+        entry = steps.setdefault(path.parent.name, {"tasks": 0, "sum_s": 0.0, "first": None, "last": None,
+                                                    "runs": []})
         entry["tasks"] += 1
         entry["sum_s"] += seconds
+        entry["runs"].append((start, seconds, process))
         if start is not None:
             entry["first"] = start if entry["first"] is None else min(entry["first"], start)
         entry["last"] = end if entry["last"] is None else max(entry["last"], end)

@@ -76,7 +76,8 @@ def run_task(function: str, kwargs: dict, log_path: str, log_level: str = "INFO"
             warnings.simplefilter("default")
             try:
                 shown = {key: value for key, value in kwargs.items() if key != "config"}
-                task_logger.info("start %s(%s), %d thread(s)", function, shown, task_threads())
+                task_logger.info("start %s(%s), %d thread(s), process %d", function, shown, task_threads(),
+                                 os.getpid())
                 start = time.perf_counter()
                 Task("t", "s", function).resolve()(**kwargs)
                 task_logger.info("done in %.2f s", time.perf_counter() - start)

@@ -229,6 +229,10 @@ def test_first_tasks_run_here_while_the_cluster_starts(tmp_path):
     pids = {text: int(pid) for text, pid in (record for record in records if len(record) == 2)}
     assert pids["first"] == os.getpid()  # ran here while the workers started
     assert pids["t9"] != os.getpid()  # the cluster took over
+    for text, pid in pids.items():  # each task's log names the process that ran it
+        start = next(line for line in next((tmp_path / "out").rglob(f"{text}.log")).read_text().splitlines()
+                     if "iota2.task: start " in line)
+        assert start.endswith(f", process {pid}"), start
 
 
 def test_a_cluster_that_fails_to_start_is_reported(tmp_path):
