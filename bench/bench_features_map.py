@@ -45,6 +45,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_chain import (DEFAULT_WORK, TILE, current_rss_kb, ensure_dataset, log, parse_task_logs,  # noqa: E402
@@ -191,7 +193,26 @@ def run_cli(config_path: Path, output: Path, workers: int) -> dict:
             "chunks_in_driver": sum(1 for when in events["chunks"] if ready is None or when < ready),
             "chunk_tasks": chunk["tasks"], "chunk_sum_s": chunk["sum_s"],
             "chunks_s": span_of(steps, ["features_chunk"]), "concurrency": concurrency(steps),
-            "assembly_s": span_of(steps, ["features_tile", "features_map"])}
+            "assembly_s": span_of(steps, ["features_tile", "features_map"]), **warm_chunks(chunk.get("runs", []))}
+
+
+WARMING_CHUNKS = 2
+"""Chunk tasks of a process counted as warming it up: the first opens the inputs and loads the user's module, the
+second still pays part of the first use of the chunk's memory (measured: 0.70, 0.26, then 0.18 s a chunk)."""
+
+
+def warm_chunks(runs: list[tuple]) -> dict:
+    """Median time of a chunk task once its process is warm (after its :data:`WARMING_CHUNKS` first chunks) and what
+    the warming chunks took beyond it, from the ``(start, seconds, process)`` of each chunk task."""
+    by_process: dict = {}
+    for start, seconds, process in sorted(run for run in runs if run[0] is not None):
+        by_process.setdefault(process, []).append(seconds)
+    warm = [seconds for times in by_process.values() for seconds in times[WARMING_CHUNKS:]]
+    if not warm:
+        return {"warm_chunk_s": None, "warming_excess_s": None, "chunk_processes": len(by_process)}
+    median = float(np.median(warm))
+    excess = sum(max(0.0, seconds - median) for times in by_process.values() for seconds in times[:WARMING_CHUNKS])
+    return {"warm_chunk_s": median, "warming_excess_s": excess, "chunk_processes": len(by_process)}
 
 
 def host_ceiling(repeats: int) -> float:
@@ -406,6 +427,16 @@ def print_throughput(args, runs: list[dict], verdicts: dict, ceilings: list[floa
         verdicts["speedup"] = ok
         print(f"SPEEDUP 1 -> 2 workers ({top} chunks, writing group): {ratios[top]['writing']:.2f}x   "
               f"target >= {SPEEDUP_TARGET}x: {verdict(ok)}")
+    if top is not None:
+        pair = {r["workers"]: r for r in runs if r["chunks"] == top}
+        if pair.get(1, {}).get("warm_chunk_s") and pair.get(2, {}).get("warm_chunk_s"):
+            one, two = pair[1], pair[2]
+            print(f"STEADY STATE ({top} chunks, each process's first {WARMING_CHUNKS} chunks left out): a warm chunk "
+                  f"takes {one['warm_chunk_s']:.3f} s with 1 worker, {two['warm_chunk_s']:.3f} s with 2: warm chunks "
+                  f"run {2 * one['warm_chunk_s'] / two['warm_chunk_s']:.2f}x faster on 2 workers; not shared: the "
+                  f"warming chunks' excess ({one['warming_excess_s']:.2f} s over {one['chunk_processes']} processes "
+                  f"/ {two['warming_excess_s']:.2f} s over {two['chunk_processes']}) and the assembly "
+                  f"({one['assembly_s']:.2f} s / {two['assembly_s']:.2f} s)")
     if ceilings:
         print(f"HOST CEILING: two CPU-bound processes (numpy sort, one thread each) finish "
               f"{' / '.join(f'{c:.2f}x' for c in ceilings)} faster together than one after the other (before / "

@@ -69,3 +69,25 @@ def test_bench_features_map_memory_only(tmp_path):
     assert "SPEEDUP" not in result.stdout and "px*dates/s" not in result.stdout, output[-4000:]
     assert re.search(r"^PEAK MEMORY PER CHUNK TASK 200-400 px: .*(PASS|MISS)$", result.stdout, re.MULTILINE), \
         output[-4000:]
+
+
+@pytest.mark.bench
+def test_warm_chunks_leave_out_each_process_first_chunks():
+    """The steady-state figure: each process's first two chunk tasks are its warming; the median is taken over the
+    others, and the warming chunks' excess over that median is reported apart."""
+    import datetime
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from bench_features_map import warm_chunks
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    at = [datetime.datetime(2026, 1, 1, 0, 0, second) for second in range(20)]
+    runs = [(at[0], 1.5, 7), (at[1], 0.5, 7), (at[2], 0.2, 7), (at[3], 0.22, 7), (at[4], 0.2, 7),  # driver-like: 1
+            (at[1], 1.2, 8), (at[3], 0.3, 8), (at[5], 0.25, 8), (at[6], 0.2, 8)]
+    result = warm_chunks(list(reversed(runs)))  # order of the logs does not matter: by start time per process
+    assert result["chunk_processes"] == 2
+    assert result["warm_chunk_s"] == pytest.approx(0.2)  # median of 0.2, 0.22, 0.2, 0.25, 0.2
+    assert result["warming_excess_s"] == pytest.approx((1.5 - 0.2) + (0.5 - 0.2) + (1.2 - 0.2) + (0.3 - 0.2))
+    only_warming = warm_chunks([(at[0], 1.0, 7), (at[1], 0.4, 7)])
+    assert only_warming["warm_chunk_s"] is None and only_warming["chunk_processes"] == 1
