@@ -383,7 +383,7 @@ def read_onto_grid(path: str | Path, grid: Grid, resampling: rasterio.enums.Resa
 
     A raster in the grid's CRS and on its pixel lattice (:func:`aligned_window`) is read directly: the matching
     window when it has the grid's resolution, GDAL's resampled read of it when it is an integer factor coarser
-    (e.g. a 20 m band on a 10 m grid). Any other raster is warped onto ``grid`` with GDAL's warper, whose
+    (e.g. a 20 m band on a 10 m grid; computed with the same values by :func:`upsampled_read` where it applies). Any other raster is warped onto ``grid`` with GDAL's warper, whose
     resampling factor is fixed by :func:`warp_scale_options` so that a chunk gets the values of the same pixels
     of a whole-tile read. Both give the same values on aligned data, except next to nodata pixels, where both
     interpolate over the valid neighbours only but weigh them slightly differently. The file is opened through

@@ -19,9 +19,9 @@ def upsample_bilinear(block, row_a, row_b, row_weight, col_a, col_b, col_weight,
     float64 (exact for integer values and dyadic weights) and rounded half away from zero, as GDAL rounds a
     float into an integer type.
 
-    Returns False, leaving ``out`` partly written, as soon as a pixel the interpolation uses equals ``nodata``
-    (when ``has_nodata``): GDAL then leaves it out of the kernel and weighs the others anew, which the caller
-    leaves to GDAL.
+    Returns False, before writing anything, when a pixel of ``block`` (every one is used by the interpolation)
+    equals ``nodata`` (with ``has_nodata``): GDAL then leaves it out of its kernel and weighs the others anew,
+    which the caller leaves to GDAL.
     """
     rows, cols = out.shape
     if has_nodata:
