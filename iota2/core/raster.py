@@ -682,13 +682,24 @@ def write_raster(path: str | Path, array: np.ndarray, grid: Grid, nodata=None, c
     return Path(path)
 
 
+ASSEMBLY_BUFFER_BYTES = 64 * 2**20
+"""Most bytes :func:`assemble_chunks` holds for one strip of the target (it writes fewer bands at a time on wide
+targets)."""
+
+
 def assemble_chunks(chunks: list[Path], windows: list[list[int]], target: str | Path, profile: dict,
                     source_bands: list[int] | None = None, band_descriptions: list[str] | None = None,
                     bands_per_write: int = 32) -> Path:
     """Write chunk rasters into one raster, each at its window of the target, atomically.
 
-    Bands are copied a group of ``bands_per_write`` at a time, every chunk of the group in turn: the target's
-    blocks of those bands are complete before the next group, and memory holds one group of one chunk.
+    The target is written one strip of its blocks at a time (the rows of one row of tiles, or of one strip), each
+    strip whole, from the rows of every chunk that crosses it: every block of the target is compressed and written
+    once. Writing chunk after chunk instead left blocks shared by two chunks half-written; once GDAL's block cache
+    could not hold a row of tiles (a features map of 37 bands on a 2000 px wide tile), it wrote them twice, the
+    second copy appended to the file: a 1.08 GB tile map for 0.55 GB of data, 3.1 s instead of 1.4 s.
+
+    Bands are copied a group of at most ``bands_per_write`` at a time (fewer on wide targets, to keep a strip
+    under :data:`ASSEMBLY_BUFFER_BYTES`).
 
     Parameters
     ----------
@@ -705,7 +716,7 @@ def assemble_chunks(chunks: list[Path], windows: list[list[int]], target: str | 
     band_descriptions
         One description per band of the target, or None.
     bands_per_write
-        Bands read and written per call.
+        Most bands read and written per call.
 
     Returns
     -------
@@ -715,16 +726,28 @@ def assemble_chunks(chunks: list[Path], windows: list[list[int]], target: str | 
     source_bands = list(source_bands or range(1, count + 1))
     if len(source_bands) != count:
         raise ValueError(f"{len(source_bands)} source bands for a target of {count} bands")
+    width, height = int(profile["width"]), int(profile["height"])
+    itemsize = np.dtype(profile["dtype"]).itemsize
     with atomic_output(target) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             for band, description in enumerate(band_descriptions or [], start=1):
                 dst.set_band_description(band, description)
-            for first in range(0, count, bands_per_write):
-                bands = list(range(first + 1, min(first + bands_per_write, count) + 1))
-                for path, window in zip(chunks, windows):
-                    with rasterio.open(path) as src:
-                        values = src.read(source_bands[first:first + len(bands)])
-                    dst.write(values.astype(profile["dtype"], copy=False), bands, window=Window(*window))
+            strip = max(1, int(dst.block_shapes[0][0]))
+            group = max(1, min(bands_per_write, ASSEMBLY_BUFFER_BYTES // max(1, strip * width * itemsize)))
+            for first in range(0, count, group):
+                bands = list(range(first + 1, min(first + group, count) + 1))
+                for top in range(0, height, strip):
+                    bottom = min(height, top + strip)
+                    values = np.zeros((len(bands), bottom - top, width), profile["dtype"])
+                    for path, (col, row, cols, rows) in zip(chunks, windows):
+                        low, high = max(top, row), min(bottom, row + rows)
+                        if low >= high:
+                            continue
+                        with rasterio.open(path) as src:
+                            part = src.read(source_bands[first:first + len(bands)],
+                                            window=Window(0, low - row, cols, high - low))
+                        values[:, low - top:high - top, col:col + cols] = part
+                    dst.write(values, bands, window=Window(0, top, width, bottom - top))
     return Path(target)
 
 

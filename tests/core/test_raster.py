@@ -509,3 +509,25 @@ def test_read_onto_grid_of_a_20m_band_uses_the_compiled_upsampling_with_gdal_val
         rows, cols = window.toslices()
         np.testing.assert_array_equal(chunk, whole[rows, cols])
     assert calls and all(resampling is None for resampling in calls)
+
+
+def test_assemble_chunks_writes_every_block_once(tmp_path):
+    """Chunks that split the target's blocks (rows of 60 against tiles of 256) are assembled strip by strip: with a
+    GDAL block cache too small to hold a row of tiles, the file is the size of the same data written at once (a
+    block written half, evicted, then completed would be written twice, the second copy appended)."""
+    grid = Grid(CRS.from_epsg(32631), Affine(10.0, 0, 600000.0, 0, -10.0, 4800000.0), 600, 520)
+    rng = np.random.default_rng(3)
+    whole = np.cumsum(rng.normal(0, 1, (12, grid.height, grid.width)), axis=2).astype(np.float32)
+    windows = [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)]
+               for w in chunk_windows(grid, "split_number", number_of_chunks=9)]
+    chunks = [write_raster(tmp_path / f"chunk_{i}.tif", whole[:, r:r + h, c:c + w],
+                           grid.window_grid(Window(c, r, w, h))) for i, (c, r, w, h) in enumerate(windows)]
+    profile = grid.profile(12, "float32", compress="ZSTD")
+    with rasterio.Env(GDAL_CACHEMAX=2**20):  # 1 MiB: less than a row of tiles of one band
+        assemble_chunks(chunks, windows, tmp_path / "tile.tif", profile, bands_per_write=12)
+        with rasterio.open(tmp_path / "direct.tif", "w", **profile) as dst:
+            dst.write(whole)
+    with rasterio.open(tmp_path / "tile.tif") as src:
+        np.testing.assert_array_equal(src.read(), whole)
+    assembled, direct = ((tmp_path / name).stat().st_size for name in ("tile.tif", "direct.tif"))
+    assert assembled <= direct * 1.02, (assembled, direct)
