@@ -732,7 +732,8 @@ def assemble_chunks(chunks: list[Path], windows: list[list[int]], target: str | 
         with rasterio.open(tmp, "w", **profile) as dst:
             for band, description in enumerate(band_descriptions or [], start=1):
                 dst.set_band_description(band, description)
-            strip = max(1, int(dst.block_shapes[0][0]))
+            block = max(1, int(dst.block_shapes[0][0]))  # 256 for tiles, a few rows for the strips of small grids
+            strip = block * max(1, 256 // block)  # whole blocks, at least 256 rows: few reads of each chunk
             group = max(1, min(bands_per_write, ASSEMBLY_BUFFER_BYTES // max(1, strip * width * itemsize)))
             for first in range(0, count, group):
                 bands = list(range(first + 1, min(first + group, count) + 1))
