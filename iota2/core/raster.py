@@ -327,15 +327,19 @@ def upsample_kernel():
     return upsample_bilinear
 
 
+@functools.lru_cache(maxsize=64)
 def _bilinear_taps(offset: float, size: int, factor: int, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source pixels (first, second) and weight of the second for ``size`` output pixels starting at source
     coordinate ``offset``, ``factor`` output pixels per source pixel, clamped to ``[0, limit)`` as GDAL clamps
-    its kernel at the raster's edges."""
+    its kernel at the raster's edges. Cached (read-only arrays): every 20 m band and date of a chunk has the same."""
     centres = (np.arange(size) + 0.5) / factor + offset - 0.5
     first = np.floor(centres)
     weight = centres - first
     first = first.astype(np.int64)
-    return np.clip(first, 0, limit - 1), np.clip(first + 1, 0, limit - 1), weight
+    taps = (np.clip(first, 0, limit - 1), np.clip(first + 1, 0, limit - 1), weight)
+    for array in taps:
+        array.setflags(write=False)
+    return taps
 
 
 def upsampled_read(dataset, band, window: Window, shape: tuple, resampling, nodata=None) -> np.ndarray | None:
