@@ -53,13 +53,13 @@ def predict(model, features: np.ndarray, all_labels: list[int], threads: int = 1
         A fitted or loaded learner (:func:`iota2.core.learner.load_model`).
     features
         float32 ``(pixels, len(model.feature_names))``.
-    rows
-        The rows of ``features`` to predict (n of them), gathered one batch at a time; None: every row (n =
-        pixels). A chunk's pixels inside the common mask are predicted without copying the whole chunk's features.
     all_labels
         Every label of the ground truth: the columns of the probabilities (a class the model never saw has 0).
     threads
         Threads of :meth:`iota2.core.learner.Learner.predict_proba`.
+    rows
+        The rows of ``features`` to predict (n of them), gathered one batch at a time; None: every row (n =
+        pixels). A chunk's pixels inside the common mask are predicted without copying the whole chunk's features.
     **options
         Passed to the learner's ``predict_proba`` (the scikit-learn learner takes ``compiled=False`` to bypass its
         compiled forest kernel, and ``batch``; the benchmark times both).
