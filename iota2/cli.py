@@ -179,7 +179,8 @@ def _run_locked(args: argparse.Namespace, config: Config, builders: list, output
     if args.scheduler_type != "debug":
         # start the dask workers while the inputs are checked and the graph is built
         starting = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(
-            make_cluster, args.scheduler_type, args.nb_parallel_tasks, config)
+            make_cluster, args.scheduler_type, args.nb_parallel_tasks, config,
+            warm_learner=any(builder.learns for builder in builders))
     try:
         plans = prepare_run(builders, config)
         fresh = config["chain"]["remove_output_path"] and not args.restart

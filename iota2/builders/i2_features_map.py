@@ -42,6 +42,7 @@ class I2FeaturesMap(Builder):
 
     groups = ["init", "writing"]
     output_entries = FEATURES_MAP_ENTRIES
+    learns = False
     mandatory_keys: list[tuple[str, str]] = []
 
     def final_products(self) -> tuple[str, ...]:

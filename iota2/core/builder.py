@@ -26,6 +26,9 @@ class Builder:
     #: names of the top-level files and folders this builder writes in ``chain.output_path``: the only ones
     #: ``chain.remove_output_path`` deletes (with the run files of every run)
     output_entries: tuple[str, ...] = ()
+    #: whether the builder's tasks fit or apply a learner: local dask workers warm the default learner up at start
+    #: (about 0.7 s of each worker's start, importing scikit-learn) only when a builder of the run does
+    learns: bool = True
 
     def final_products(self) -> tuple[str, ...]:
         """Glob patterns of the entries this builder writes in ``final/`` (a folder builders share): what a run

@@ -32,6 +32,8 @@ from iota2.core.raster import DISK_ERRNOS
 LOGGER = logging.getLogger(__name__)
 SCHEDULER_TYPES = ("debug", "localCluster", "Slurm", "PBS")
 THREADS_ENV = "IOTA2_TASK_THREADS"
+WARM_LEARNER_ENV = "IOTA2_WARM_LEARNER"
+"""Environment of local dask workers: "0" when no builder of the run learns (their start skips the learner)."""
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} tasks [{elapsed}]{postfix}"
 """The progress bar: tasks done, elapsed time and the steps running now, no time estimate (tasks differ too much in
 length for one from the mean rate: a learning task can take a minute, a chunk a second)."""
@@ -303,11 +305,13 @@ def _local_worker_resources(config) -> dict | None:
         return None
 
 
-def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_run: bool = False):
+def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_run: bool = False,
+                 warm_learner: bool = True):
     """Create the dask cluster of a scheduler type (``None`` for ``debug``).
 
     For ``Slurm``/``PBS`` the job parameters come from the ``slurm`` section; one job runs one
-    worker of one task at a time, and ``nb_parallel_tasks`` jobs are requested.
+    worker of one task at a time, and ``nb_parallel_tasks`` jobs are requested. ``warm_learner``: whether the
+    local workers warm the default learner up at start (:attr:`iota2.core.builder.Builder.learns`).
     """
     if scheduler_type == "debug":
         return None
@@ -322,7 +326,8 @@ def make_cluster(scheduler_type: str, nb_parallel_tasks: int, config=None, dry_r
             worker_resources = _local_worker_resources(config)
             cluster = LocalCluster(n_workers=nb_parallel_tasks, threads_per_worker=1, processes=True,
                                    memory_limit=0, dashboard_address=":0", preload=["iota2.core.worker_preload"],
-                                   env={THREADS_ENV: str(max(1, (os.cpu_count() or 1) // nb_parallel_tasks))},
+                                   env={THREADS_ENV: str(max(1, (os.cpu_count() or 1) // nb_parallel_tasks)),
+                                        WARM_LEARNER_ENV: "1" if warm_learner else "0"},
                                    resources=worker_resources)
             cluster.iota2_worker_resources = worker_resources  # what tasks may ask for (a GPU)
             return cluster

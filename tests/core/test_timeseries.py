@@ -173,3 +173,19 @@ def test_a_dask_worker_loads_the_gapfilling_kernel_at_start():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "True", "1", "True"]
+
+
+@pytest.mark.parametrize("warm, imported", [("1", "True"), ("0", "False")])
+def test_a_dask_worker_warms_the_learner_up_only_for_a_run_that_learns(warm, imported):
+    """A features map's workers (IOTA2_WARM_LEARNER=0, set by make_cluster) skip importing scikit-learn."""
+    import os
+    import subprocess
+    import sys
+
+    from iota2.core.scheduler import WARM_LEARNER_ENV
+
+    script = "import sys\nimport iota2.core.worker_preload\nprint('sklearn.ensemble' in sys.modules)\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=os.environ | {WARM_LEARNER_ENV: warm})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [imported]
