@@ -24,8 +24,7 @@ from iota2.core.errors import ConfigError
 from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
 from iota2.core.mosaic import mosaic_files
-from iota2.core.raster import Grid, assemble_chunks, atomic_output
-from iota2.core.scheduler import task_threads
+from iota2.core.raster import Grid, atomic_output, write_chunks_vrt
 
 LOGGER = logging.getLogger(__name__)
 
@@ -97,16 +96,13 @@ ZSTD_LEVEL = 1
 (measured: 133 MB for 37 bands of 1000 x 1000 px at both) for a third of the CPU time."""
 
 
-def _profile(grid: Grid, count: int, compression: str, threads: int | None = None) -> dict:
+def _profile(grid: Grid, count: int, compression: str) -> dict:
     """Creation profile of a feature map: float32, :data:`NODATA`, bands stored one after the other (a
-    pixel-interleaved block of hundreds of features would hold them all), ZSTD at :data:`ZSTD_LEVEL`;
-    ``threads`` compress blocks in parallel (the assembly runs alone once the chunks are done)."""
+    pixel-interleaved block of hundreds of features would hold them all), ZSTD at :data:`ZSTD_LEVEL`."""
     profile = grid.profile(count, DTYPE, nodata=NODATA, compress=compression)
     profile["interleave"] = "band"
     if compression.upper() == "ZSTD":
         profile["zstd_level"] = ZSTD_LEVEL
-    if threads and threads > 1 and compression.upper() != "NONE":
-        profile["num_threads"] = threads
     return profile
 
 
@@ -124,9 +120,9 @@ def _check_same_labels(expected: list[str], found: list[str], where: str, refere
                           "return the same number of bands and labels whatever the chunk")
 
 
-def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str, compression: str = "ZSTD",
-               remove_tmp_files: bool = False) -> None:
-    """Assemble the chunks of a tile into ``customF/<T>_features.tif`` (same bands and descriptions).
+def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str) -> None:
+    """Assemble the chunks of a tile into ``customF/<T>_features.vrt``: a VRT of the chunks at their windows (same
+    bands and descriptions), written in milliseconds; the final map is encoded once, from it.
 
     Parameters
     ----------
@@ -136,10 +132,6 @@ def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str
         ``[col_off, row_off, width, height]`` of each chunk, in chunk order.
     output_path
         ``chain.output_path``.
-    compression
-        ``chain.compression_algorithm``.
-    remove_tmp_files
-        ``chain.remove_tmp_files``: the chunks are deleted once assembled.
 
     Raises
     ------
@@ -154,20 +146,16 @@ def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str
     for index, path in enumerate(chunks[1:], start=1):
         _check_same_labels(labels, _labels(path), f"chunk {index} of tile {tile} ({path.name})",
                            f"chunk 0 ({chunks[0].name})")
-    assemble_chunks(chunks, windows, layout.features_map_tile(tile),
-                    _profile(grid, len(labels), compression, threads=task_threads()), band_descriptions=labels,
-                    bands_per_write=BANDS_PER_WRITE)
-    if remove_tmp_files:
-        for path in chunks:
-            path.unlink(missing_ok=True)
+    write_chunks_vrt(chunks, windows, layout.features_map_tile(tile), grid, nodata=NODATA, band_descriptions=labels)
     LOGGER.info("tile %s: %d chunks assembled into %s", tile, len(chunks), layout.features_map_tile(tile))
 
 
-def mosaic_tiles(tiles: list[str], output_path: str, output_name: str | None = None, compression: str = "ZSTD") -> None:
+def mosaic_tiles(tiles: list[str], output_path: str, output_name: str | None = None, compression: str = "ZSTD",
+                 chunks_per_tile: dict[str, int] | None = None, remove_tmp_files: bool = False) -> None:
     """Mosaic the tile maps into ``final/<output_name>.tif`` (band descriptions = feature labels).
 
     The tiles' grids share one CRS (``chain.proj``, or the first tile's); where tiles overlap the first in
-    ``chain.list_tile`` order wins.
+    ``chain.list_tile`` order wins. A single tile's map is encoded straight from its chunks (the tile's VRT).
 
     Parameters
     ----------
@@ -179,6 +167,11 @@ def mosaic_tiles(tiles: list[str], output_path: str, output_name: str | None = N
         ``external_features.output_name`` (None: ``features_map``).
     compression
         ``chain.compression_algorithm``.
+    chunks_per_tile
+        Number of chunks of each tile: with ``remove_tmp_files``, the chunks and the tiles' VRTs are deleted once
+        the final map is written.
+    remove_tmp_files
+        ``chain.remove_tmp_files``.
 
     Raises
     ------
@@ -194,3 +187,8 @@ def mosaic_tiles(tiles: list[str], output_path: str, output_name: str | None = N
     mosaic_files(sources, target, DTYPE, compression, nodata=NODATA, band_descriptions=labels,
                  zstd_level=ZSTD_LEVEL)
     LOGGER.info("feature map of %d tile(s) and %d features written to %s", len(tiles), len(labels), target)
+    if remove_tmp_files:
+        for tile in tiles:
+            for index in range((chunks_per_tile or {}).get(tile, 0)):
+                layout.features_map_chunk(tile, index).unlink(missing_ok=True)
+            layout.features_map_tile(tile).unlink(missing_ok=True)

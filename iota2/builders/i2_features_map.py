@@ -6,7 +6,7 @@ Groups of steps, in order:
   (:mod:`iota2.core.tile_steps`);
 * ``writing``: the features of every (tile, chunk) written to ``customF/<T>_chunk_<i>.tif`` (each sensor's
   default features and the ``external_features`` functions), the chunks of a tile assembled into
-  ``customF/<T>_features.tif``, the tiles mosaicked into ``final/<output_name>.tif``.
+  ``customF/<T>_features.vrt``, the tiles mosaicked into ``final/<output_name>.tif``.
 
 ``chain.first_step: writing`` reruns only the writing group (e.g. after changing
 ``external_features.functions``) with the grids and validity ``init`` prepared. The builder keeps its own task
@@ -137,12 +137,13 @@ class I2FeaturesMap(Builder):
                             "compression": compression}, [validity])
                       for index, window in enumerate(windows[tile])]
             tile_maps.append(task(f"features_tile_{tile}", "features_tile", f"{STEPS}:merge_tile",
-                                  {"tile": tile, "grid": grids[tile], "windows": windows[tile], "output_path": out,
-                                   "compression": compression, "remove_tmp_files": chain["remove_tmp_files"]},
+                                  {"tile": tile, "grid": grids[tile], "windows": windows[tile], "output_path": out},
                                   chunks))
         final_map = task("features_map", "features_map", f"{STEPS}:mosaic_tiles",
                          {"tiles": self.tiles, "output_path": out, "output_name": output_name,
-                          "compression": compression}, tile_maps)
+                          "compression": compression,
+                          "chunks_per_tile": {tile: len(windows[tile]) for tile in self.tiles},
+                          "remove_tmp_files": chain["remove_tmp_files"]}, tile_maps)
         add_stac_tasks(graph, "writing", {"output_path": out, "output_name": output_name, "dates_by_sensor": dates},
                        [final_map], features_map=True)
         return graph

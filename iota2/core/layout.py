@@ -362,8 +362,8 @@ class OutputLayout:
         return self.custom_features / f"{tile}_chunk_{chunk}.tif"
 
     def features_map_tile(self, tile: str) -> Path:
-        """``customF/<T>_features.tif``: the features of a tile (its chunks assembled)."""
-        return self.custom_features / f"{tile}_features.tif"
+        """``customF/<T>_features.vrt``: the features of a tile (a VRT of its chunks at their places)."""
+        return self.custom_features / f"{tile}_features.vrt"
 
     def final_features_map(self, output_name: str | None = None) -> Path:
         """``final/<output_name>.tif``: the feature map of every tile.

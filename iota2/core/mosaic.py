@@ -40,6 +40,12 @@ Measured on a 10000 x 10000 uint16 map with average overviews: 4.1 s at level 9,
 That setting also sets the level of a ZSTD COG's own overviews: a ZSTD map's temporary file therefore takes the
 map's level (GDAL's default when none is given), and this level applies to the other compressions only."""
 
+COG_READ_THREADS = 1
+"""GDAL's ``GDAL_NUM_THREADS`` while a COG is written: the source is read and the overviews computed in one thread,
+the blocks compressed on the task's threads (``NUM_THREADS``). Without it GDAL also reads a VRT source in several
+threads, each opening every chunk again: the COG of a 1000 x 1000 px, 37-band VRT of 16 chunks took 2.8 s on two
+threads against 1.4 s with it (a GeoTIFF source: 1.44 s either way)."""
+
 OVERVIEW_RESAMPLING = ("nearest", "mode", "average")
 """Overview resampling methods :func:`mosaic_files` accepts: nearest or mode for class maps (a class is never
 averaged), average for confidence, validity and features."""
@@ -51,9 +57,11 @@ def mosaic_files(sources: list[Path], target: Path, dtype: str, compress: str, n
     """Merge rasters on one CRS and resolution (first source wins where they overlap) into a Cloud Optimized
     GeoTIFF, atomically.
 
-    A single source already in the output's layout (one tile: the common case) is copied, not decoded and
-    compressed again, before the COG copy. Rasters of several bands are merged band by band (rasterio merges by
-    blocks, and GDAL makes the overviews by blocks, so the memory used does not grow with the mosaic).
+    A single source (one tile: the common case) that already has the map's type, no-data value and band
+    descriptions (a VRT of the tile's chunks) is encoded into the COG directly; one already in the output's layout
+    is copied, not decoded and compressed again, before the COG copy. Rasters of several bands are merged band by
+    band (rasterio merges by blocks, and GDAL makes the overviews by blocks, so the memory used does not grow with
+    the mosaic).
 
     Parameters
     ----------
@@ -96,6 +104,11 @@ def mosaic_files(sources: list[Path], target: Path, dtype: str, compress: str, n
             if zstd_level is not None and compress.upper() == "ZSTD":
                 profile["zstd_level"] = zstd_level
         with atomic_output(target) as tmp:
+            if cog and len(datasets) == 1 and _ready_for_cog(datasets[0], dtype, nodata, colormap, band_descriptions):
+                # one source that has the map's type, nodata and descriptions (a tile's VRT of its chunks): the
+                # COG is encoded from it directly, without a plain copy first
+                _cog_copy(sources[0], tmp, target, compress, overview_resampling, zstd_level)
+                return
             with _staging(tmp, cog) as plain:
                 if len(datasets) == 1 and _same_layout(datasets[0], profile):
                     shutil.copyfile(sources[0], plain)
@@ -161,8 +174,26 @@ def _staging(tmp: Path, cog: bool):
                 path.unlink()
 
 
+def overview_factors(width: int, height: int, blocksize: int = COG_BLOCKSIZE) -> list[int]:
+    """Overview factors of a COG, as GDAL's COG driver chooses them: 2, 4, 8, ... until the overview fits in one
+    block in both directions (none for a map of one block)."""
+    factors = []
+    factor = 1
+    while width > blocksize or height > blocksize:
+        factor *= 2
+        width, height = (width + 1) // 2, (height + 1) // 2
+        factors.append(factor)
+    return factors
+
+
 def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overview_resampling: str,
               zstd_level: int | None) -> None:
+    with rasterio.open(source) as src:
+        bands, width, height = src.count, src.width, src.height
+    if bands > 1:
+        _band_interleaved_cog(source, tmp, target, compress, overview_resampling, zstd_level,
+                              overview_factors(width, height))
+        return
     options = {"COMPRESS": compress.upper(), "BLOCKSIZE": COG_BLOCKSIZE, "BIGTIFF": "IF_SAFER",
                "OVERVIEW_RESAMPLING": overview_resampling.upper(), "OVERVIEWS": "IGNORE_EXISTING"}
     if zstd_level is not None and compress.upper() == "ZSTD":
@@ -171,7 +202,8 @@ def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overvi
     if threads > 1 and compress.upper() != "NONE":
         options["NUM_THREADS"] = threads  # blocks compressed in parallel on the task's share of the cores
     try:
-        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES, **_overview_zstd_level(compress, zstd_level)):
+        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES, GDAL_NUM_THREADS=COG_READ_THREADS,
+                          **_overview_zstd_level(compress, zstd_level)):
             rasterio.shutil.copy(str(source), str(tmp), driver="COG", **options)
     except (rasterio.errors.RasterioError, CPLE_BaseError) as exc:
         if ".ovr.tmp" in str(exc) and "No space left" not in str(exc):
@@ -186,11 +218,60 @@ def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overvi
 
 
 
+def _band_interleaved_cog(source: str | Path, tmp: Path, target: Path, compress: str, overview_resampling: str,
+                          zstd_level: int | None, factors: list[int]) -> None:
+    """A COG of several bands stored band after band (GDAL 3.10's COG driver writes them pixel-interleaved only).
+
+    GDAL makes the overviews of a VRT of the source (a temporary file beside ``tmp``, so nothing is written beside a
+    source this run did not create), then its GTiff driver copies the VRT with them: every directory first, then the
+    overviews' blocks from the smallest, then the image's, the layout a COG reader expects (GDAL reports no
+    ``LAYOUT=COG`` for it, the mark only its COG driver writes: see :func:`iota2.core.stac.is_cog`).
+
+    Why: a pixel-interleaved block holds every band, so reading one feature of a map of hundreds decodes them all,
+    and GDAL's COG driver needs a row of such blocks in its cache while it writes; with 64 MB, a 2000 x 2000 px map
+    of 37 features took 17.5 s (7 s with 256 MB), against 5 s this way with 64 MB.
+    """
+    from rasterio.enums import Resampling
+
+    levels = temporary_path(tmp.with_name(tmp.stem + "_levels.vrt"))
+    options = {"TILED": "YES", "BLOCKXSIZE": COG_BLOCKSIZE, "BLOCKYSIZE": COG_BLOCKSIZE, "INTERLEAVE": "BAND",
+               "COMPRESS": compress.upper(), "BIGTIFF": "IF_SAFER", "COPY_SRC_OVERVIEWS": "YES"}
+    if zstd_level is not None and compress.upper() == "ZSTD":
+        options["ZSTD_LEVEL"] = zstd_level
+    threads = task_threads()
+    if threads > 1 and compress.upper() != "NONE":
+        options["NUM_THREADS"] = threads
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES, GDAL_NUM_THREADS=COG_READ_THREADS,
+                          COMPRESS_OVERVIEW="ZSTD", ZSTD_LEVEL_OVERVIEW=COG_TMP_ZSTD_LEVEL, INTERLEAVE_OVERVIEW="BAND"):
+            rasterio.shutil.copy(str(Path(source).resolve()), str(levels), driver="VRT")
+            if factors:
+                with rasterio.open(levels, "r+") as dataset:
+                    dataset.build_overviews(factors, Resampling[overview_resampling])
+        with rasterio.Env(GDAL_CACHEMAX=COG_CACHE_BYTES, GDAL_NUM_THREADS=COG_READ_THREADS,
+                          **({"ZSTD_LEVEL_OVERVIEW": zstd_level} if zstd_level is not None else {})):
+            rasterio.shutil.copy(str(levels), str(tmp), driver="GTiff", **options)
+    except CPLE_BaseError as exc:
+        raise rasterio.errors.RasterioIOError(f"writing '{target.name}' failed: {exc}") from exc  # disk full ...
+    finally:
+        for path in (levels, levels.with_name(levels.name + ".ovr"), levels.with_name(levels.name + ".aux.xml")):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
 def _overview_zstd_level(compress: str, zstd_level: int | None) -> dict:
     """GDAL's ``ZSTD_LEVEL_OVERVIEW`` while a COG is written (see :data:`COG_TMP_ZSTD_LEVEL`)."""
     if compress.upper() != "ZSTD":
         return {"ZSTD_LEVEL_OVERVIEW": COG_TMP_ZSTD_LEVEL}  # the temporary file only
     return {} if zstd_level is None else {"ZSTD_LEVEL_OVERVIEW": zstd_level}
+
+def _ready_for_cog(dataset, dtype: str, nodata, colormap: dict | None, band_descriptions: list[str] | None) -> bool:
+    """Whether ``dataset`` can be copied into the COG as it is: every band of type ``dtype`` with ``nodata`` as its
+    no-data value, the wanted band descriptions (or none asked for), and no palette to add."""
+    return (colormap is None and all(kind == dtype for kind in dataset.dtypes) and dataset.nodata is not None
+            and float(dataset.nodata) == float(nodata)
+            and (band_descriptions is None or list(dataset.descriptions) == list(band_descriptions)))
+
 
 def _same_layout(dataset, profile: dict) -> bool:
     """Whether ``dataset`` is a GeoTIFF with the type, tiling and compression of ``profile``."""

@@ -756,6 +756,85 @@ def assemble_chunks(chunks: list[Path], windows: list[list[int]], target: str | 
     return Path(target)
 
 
+GDAL_TYPE_NAMES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+                   "int32": "Int32", "uint64": "UInt64", "int64": "Int64", "float32": "Float32", "float64": "Float64"}
+"""GDAL's names of the pixel types a VRT band declares."""
+
+
+def write_chunks_vrt(chunks: list[Path], windows: list[list[int]], target: str | Path, grid: Grid,
+                     nodata: float | None = None, band_descriptions: list[str] | None = None) -> Path:
+    """Write a GDAL VRT that shows chunk rasters at their windows of a grid, atomically: the chunks assembled
+    without copying a pixel (a reader, or GDAL's COG driver, reads each chunk where the window lies).
+
+    The chunks are named relative to the VRT (the output folder can move) and their sizes, types and blocks are
+    written into it, so that opening the VRT opens no chunk. Each chunk is opened once here to check that it has
+    the window's size and the first chunk's bands and type.
+
+    Parameters
+    ----------
+    chunks
+        The chunk rasters, in the order of ``windows``; together they cover the grid.
+    windows
+        ``[col_off, row_off, width, height]`` of each chunk in ``grid``.
+    target
+        The VRT (``.vrt``; written under a temporary name, renamed when complete).
+    grid
+        The grid of the mosaic.
+    nodata
+        No-data value of every band, or None.
+    band_descriptions
+        One description per band, or None.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        If a chunk's size differs from its window, or its bands or type from the first chunk's.
+    """
+    import xml.etree.ElementTree as ElementTree
+
+    target = Path(target)
+    sources = []
+    for path, (col, row, cols, rows) in zip(chunks, windows):
+        with rasterio.open(path) as src:
+            if (src.width, src.height) != (cols, rows):
+                raise ValueError(f"{path} is {src.width} x {src.height} pixels, its window {cols} x {rows}")
+            block_rows, block_cols = src.block_shapes[0]
+            sources.append((Path(path), (col, row, cols, rows), src.count, src.dtypes[0], block_cols, block_rows))
+    count, dtype = sources[0][2], sources[0][3]
+    for path, _window, bands, kind, _bx, _by in sources:
+        if (bands, kind) != (count, dtype):
+            raise ValueError(f"{path} has {bands} {kind} band(s), {sources[0][0]} {count} {dtype}")
+    type_name = GDAL_TYPE_NAMES[dtype]
+    root = ElementTree.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
+    if grid.crs is not None:
+        ElementTree.SubElement(root, "SRS", dataAxisToSRSAxisMapping="1,2").text = grid.crs.to_wkt()
+    transform = grid.transform
+    ElementTree.SubElement(root, "GeoTransform").text = ", ".join(
+        repr(float(value)) for value in (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e))
+    for band in range(1, count + 1):
+        element = ElementTree.SubElement(root, "VRTRasterBand", dataType=type_name, band=str(band))
+        if band_descriptions:
+            ElementTree.SubElement(element, "Description").text = band_descriptions[band - 1]
+        if nodata is not None:
+            ElementTree.SubElement(element, "NoDataValue").text = repr(float(nodata))
+        for path, (col, row, cols, rows), _bands, _kind, block_cols, block_rows in sources:
+            source = ElementTree.SubElement(element, "SimpleSource")
+            ElementTree.SubElement(source, "SourceFilename", relativeToVRT="1").text = os.path.relpath(
+                path.resolve(), target.resolve().parent)
+            ElementTree.SubElement(source, "SourceBand").text = str(band)
+            ElementTree.SubElement(source, "SourceProperties", RasterXSize=str(cols), RasterYSize=str(rows),
+                                   DataType=type_name, BlockXSize=str(block_cols), BlockYSize=str(block_rows))
+            ElementTree.SubElement(source, "SrcRect", xOff="0", yOff="0", xSize=str(cols), ySize=str(rows))
+            ElementTree.SubElement(source, "DstRect", xOff=str(col), yOff=str(row), xSize=str(cols), ySize=str(rows))
+    with atomic_output(target) as tmp:
+        ElementTree.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=False)
+    return target
+
+
 MAX_CHUNKS_PER_TILE = 10_000
 """Most chunks ``user_fixed`` may cut a tile into: each chunk is a task (1 x 1 chunks of a small tile made 80 000)."""
 

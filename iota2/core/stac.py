@@ -236,9 +236,32 @@ def write_stac(path: str | Path, stac: dict) -> Path:
 # ---------------------------------------------------------------------------- what a raster says
 
 def is_cog(dataset) -> bool:
-    """Whether an open raster is a Cloud Optimized GeoTIFF (GDAL's ``IMAGE_STRUCTURE`` tag ``LAYOUT=COG``, written by
-    the COG driver)."""
-    return dataset.driver == "GTiff" and dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT", "").upper() == "COG"
+    """Whether an open raster is a Cloud Optimized GeoTIFF.
+
+    GDAL's COG driver marks its files (``IMAGE_STRUCTURE`` tag ``LAYOUT=COG``). Maps of several bands are written
+    band-interleaved by GDAL's GTiff driver (:func:`iota2.core.mosaic.overview_factors`), without the mark: they are
+    recognised by the layout GDAL's COG validator checks: tiled, the image's directory right after the header,
+    every overview's directory before the image's first block, overviews when the image is larger than a block.
+    """
+    if dataset.driver != "GTiff":
+        return False
+    if dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT", "").upper() == "COG":
+        return True
+    if not dataset.profile.get("tiled"):
+        return False
+    block_rows, block_cols = dataset.block_shapes[0]
+    overviews = dataset.overviews(1)
+    if not overviews and (dataset.width > block_cols or dataset.height > block_rows):
+        return False
+    try:
+        if int(dataset.get_tag_item("IFD_OFFSET", "TIFF", bidx=1)) not in (8, 16):
+            return False
+        first_block = min(int(dataset.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=band))
+                          for band in range(1, dataset.count + 1))
+        return all(int(dataset.get_tag_item("IFD_OFFSET", "TIFF", bidx=1, ovr=index)) < first_block
+                   for index in range(len(overviews)))
+    except (TypeError, ValueError):  # a block never written (sparse file) or no offset known
+        return False
 
 
 def media_type(dataset) -> str:

@@ -101,7 +101,7 @@ def whole_tile_features(config_path: Path, tile: str) -> tuple[np.ndarray, list[
 def test_layout_names_the_features_map_files(tmp_path):
     layout = OutputLayout(tmp_path)
     assert layout.features_map_chunk("T31TCJ", 2) == tmp_path / "customF" / "T31TCJ_chunk_2.tif"
-    assert layout.features_map_tile("T31TCJ") == tmp_path / "customF" / "T31TCJ_features.tif"
+    assert layout.features_map_tile("T31TCJ") == tmp_path / "customF" / "T31TCJ_features.vrt"
     assert layout.final_features_map() == tmp_path / "final" / "features_map.tif"
     assert layout.final_features_map("soil") == layout.final_features_map("soil.tif") == tmp_path / "final" / "soil.tif"
     assert layout.features_map_status_file == tmp_path / FEATURES_MAP_STATUS_FILE != layout.status_file
@@ -179,9 +179,9 @@ def test_labwork_feature_map_chunks_tiles_and_final_map(tmp_path, dataset, capsy
         chunks = [read_map(layout.features_map_chunk(tile, index)) for index in range(4)]
         assert [chunk[0].shape[1] for chunk in chunks] == [10, 10, 10, 10]  # floor(linspace(0, 40, 5))
         assert all(chunk[1] == labels for chunk in chunks)
-        values, descriptions, profile = read_map(layout.features_map_tile(tile))
+        values, descriptions, profile = read_map(layout.features_map_tile(tile))  # a VRT of the chunks
         assert descriptions == labels and profile["dtype"] == "float32" and profile["nodata"] == NODATA
-        assert profile["compress"] == "zstd"
+        assert profile["driver"] == "VRT" and all(chunk[2]["compress"] == "zstd" for chunk in chunks)
         np.testing.assert_array_equal(values, expected)  # the chunks in their places
         assert np.array_equal(np.concatenate([chunk[0] for chunk in chunks], axis=1), values)
         tile_maps.append(values)
@@ -319,6 +319,18 @@ def test_remove_output_path_deletes_only_what_the_features_map_writes(tmp_path, 
     assert not (out / "customF" / "stale_chunk.tif").exists()
     assert OutputLayout(out).final_features_map().exists()
     assert starts(out, "features_chunk", "features_T31TCJ_chunk_0") == 1  # the logs were deleted too
+
+
+@pytest.mark.slow
+def test_remove_tmp_files_deletes_chunks_and_tile_vrts_once_the_map_is_written(tmp_path, dataset):
+    out = tmp_path / "out"
+    config = features_map_config(tmp_path / "c.yaml", dataset, out, chain={"remove_tmp_files": True},
+                                 external_features={"functions": "get_ndvi", "concat_mode": False})
+    assert run(config) == 0
+    final, labels, profile = read_map(OutputLayout(out).final_features_map())
+    assert final.shape == (len(labels), 40, 80) and profile["nodata"] == NODATA
+    assert not list((out / "customF").iterdir())  # the map was encoded from the chunks, then they went
+    np.testing.assert_array_equal(final[:, :, :40], whole_tile_features(config, "T31TCJ")[0])
 
 
 @pytest.mark.slow

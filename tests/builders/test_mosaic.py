@@ -79,11 +79,16 @@ def test_label_pixel_type_follows_the_largest_label():
 
 def assert_cog(path, blocksize=256, overviews=True):
     """A Cloud Optimized GeoTIFF: tiled, GDAL's ghost area (LAYOUT=COG) right after the header, the first IFD (the
-    full-resolution image) before every tile, overviews when the map is larger than a tile."""
+    full-resolution image) before every tile, overviews when the map is larger than a tile. Maps of several bands
+    are band-interleaved, without the ghost area: their directories come first (see :func:`assert_band_cog`)."""
     import rasterio
 
+    from iota2.core.stac import is_cog
+
     with rasterio.open(path) as src:
-        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", path
+        if src.count > 1:
+            return assert_band_cog(src, blocksize, overviews)
+        assert is_cog(src) and src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", path
         assert src.profile["tiled"] and src.block_shapes[0] == (blocksize, blocksize), path
         assert bool(src.overviews(1)) == overviews, (path, src.overviews(1))
         first_tile = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
@@ -91,6 +96,21 @@ def assert_cog(path, blocksize=256, overviews=True):
     assert head[:4] in (b"II*\x00", b"II+\x00"), path
     ifd = int.from_bytes(head[4:8], "little") if head[:4] == b"II*\x00" else int.from_bytes(head[8:16], "little")
     assert b"GDAL_STRUCTURAL_METADATA_SIZE" in head[:64] and ifd < first_tile, (path, ifd, first_tile)
+
+
+def assert_band_cog(src, blocksize=256, overviews=True):
+    """A band-interleaved COG: tiled, the image's IFD right after the header, each overview's IFD before any block,
+    the overviews' blocks (smallest first) before the image's, overviews when larger than a tile."""
+    from iota2.core.stac import is_cog
+
+    assert is_cog(src) and src.profile["interleave"] == "band", src.name
+    assert src.profile["tiled"] and src.block_shapes[0] == (blocksize, blocksize), src.name
+    assert bool(src.overviews(1)) == overviews, (src.name, src.overviews(1))
+    first_blocks = [min(int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=band, ovr=level))
+                        for band in range(1, src.count + 1)) for level in range(len(src.overviews(1)))]
+    image_block = min(int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=band)) for band in range(1, src.count + 1))
+    assert int(src.get_tag_item("IFD_OFFSET", "TIFF", bidx=1)) in (8, 16), src.name
+    assert first_blocks == sorted(first_blocks, reverse=True) and all(block < image_block for block in first_blocks)
 
 
 def gdal_category_names(path):
@@ -239,6 +259,40 @@ def test_features_map_mosaic_is_a_cog_with_average_overviews_and_band_names(tmp_
         half = src.read(2, out_shape=(260, 265))
     assert abs(float(half[0, 0]) - float(values[1, :2, :2].mean())) < 1e-5  # average of a 2 x 2 block
 
+
+
+def test_a_tile_vrt_of_chunks_is_encoded_into_the_cog_directly(tmp_path, monkeypatch):
+    import numpy as np
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    from iota2.core import mosaic
+    from iota2.core.raster import Grid, write_chunks_vrt, write_raster
+
+    grid = Grid(CRS.from_epsg(32631), from_origin(0, 0, 10, 10), 530, 520)
+    values = np.random.default_rng(2).normal(size=(3, 520, 530)).astype(np.float32)
+    values[:, :7, :9] = -10000
+    windows = [[0, 0, 530, 173], [0, 173, 530, 173], [0, 346, 530, 174]]
+    chunks = [write_raster(tmp_path / f"chunk_{i}.tif", values[:, r:r + h, c:c + w], grid.window_grid(Window(c, r, w, h)),
+                           nodata=-10000) for i, (c, r, w, h) in enumerate(windows)]
+    tile = write_chunks_vrt(chunks, windows, tmp_path / "T_features.vrt", grid, nodata=-10000,
+                            band_descriptions=["a", "b", "c"])
+    plain_copies = []
+    monkeypatch.setattr(mosaic, "_staging", lambda *args: plain_copies.append(args) or mosaic.contextlib.nullcontext())
+    target = tmp_path / "final" / "features_map.tif"
+    mosaic.mosaic_files([tile], target, "float32", "ZSTD", nodata=-10000, band_descriptions=["a", "b", "c"],
+                        zstd_level=1)
+    assert not plain_copies  # no plain GeoTIFF staged before the COG
+    assert_cog(target)
+    with rasterio.open(target) as src:
+        assert src.descriptions == ("a", "b", "c") and src.nodata == -10000 and src.profile["compress"] == "zstd"
+        assert np.array_equal(src.read(), values)
+        half = src.read(2, out_shape=(260, 265))
+    assert abs(float(half[100, 100]) - float(values[1, 200:202, 200:202].mean())) < 1e-5  # average overviews
+    assert half[0, 0] == -10000  # a block of no data stays no data
+    assert sorted(p.name for p in (tmp_path / "final").iterdir()) == ["features_map.tif"]
 
 
 @pytest.mark.parametrize("compress, level", [("ZSTD", None), ("ZSTD", 1), ("DEFLATE", None)])

@@ -9,7 +9,7 @@ from rasterio.windows import Window
 
 from iota2.core.errors import ConfigError, InputDataError
 from iota2.core.raster import (Grid, assemble_chunks, atomic_output, chunk_windows, open_raster, pad_window,
-                               write_raster)
+                               write_chunks_vrt, write_raster)
 
 GRID = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900000), 100, 37)
 
@@ -107,6 +107,40 @@ def test_assemble_chunks_with_a_missing_chunk_leaves_no_target(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["chunk_0.tif"]
     with pytest.raises(ValueError, match="2 source bands for a target of 1 bands"):
         assemble_chunks([chunk], [window], tmp_path / "tile.tif", GRID.profile(1, "uint8"), source_bands=[1, 1])
+
+def test_chunks_vrt_shows_each_chunk_at_its_window_and_moves_with_its_folder(tmp_path):
+    rng = np.random.default_rng(1)
+    whole = rng.normal(size=(3, GRID.height, GRID.width)).astype(np.float32)
+    windows = [[int(w.col_off), int(w.row_off), int(w.width), int(w.height)]
+               for w in chunk_windows(GRID, "user_fixed", chunk_size_x=17, chunk_size_y=9)]
+    folder = tmp_path / "run" / "customF"
+    folder.mkdir(parents=True)
+    chunks = [write_raster(folder / f"chunk_{i}.tif", whole[:, r:r + h, c:c + w], GRID.window_grid(Window(c, r, w, h)),
+                           nodata=-1.0) for i, (c, r, w, h) in enumerate(windows)]
+    target = write_chunks_vrt(chunks, windows, folder / "tile.vrt", GRID, nodata=-10000, band_descriptions=["a", "b", "c"])
+    (tmp_path / "run").rename(tmp_path / "moved")  # chunk paths are relative to the VRT
+    with rasterio.open(tmp_path / "moved" / "customF" / target.name) as src:
+        assert src.driver == "VRT" and Grid.from_dataset(src) == GRID
+        assert src.descriptions == ("a", "b", "c") and src.nodata == -10000 and src.dtypes == ("float32",) * 3
+        assert np.array_equal(src.read(), whole)
+        assert np.array_equal(src.read(2, window=Window(10, 5, 20, 7)), whole[1, 5:12, 10:30])
+    assert not list((tmp_path / "moved" / "customF").glob(".*tmp*"))
+
+
+def test_chunks_vrt_refuses_a_chunk_of_another_size_and_writes_nothing(tmp_path):
+    windows = [[0, 0, GRID.width, GRID.height // 2], [0, GRID.height // 2, GRID.width, GRID.height - GRID.height // 2]]
+    first = write_raster(tmp_path / "chunk_0.tif", np.ones((GRID.height // 2, GRID.width), np.float32),
+                         GRID.window_grid(Window(*windows[0])))
+    wrong = write_raster(tmp_path / "chunk_1.tif", np.ones((3, GRID.width), np.float32),
+                         GRID.window_grid(Window(0, 0, GRID.width, 3)))
+    with pytest.raises(ValueError, match=f"chunk_1.tif is {GRID.width} x 3 pixels"):
+        write_chunks_vrt([first, wrong], windows, tmp_path / "tile.vrt", GRID)
+    other_type = write_raster(tmp_path / "chunk_2.tif", np.ones((windows[1][3], GRID.width), np.uint8),
+                              GRID.window_grid(Window(*windows[1])))
+    with pytest.raises(ValueError, match="chunk_2.tif has 1 uint8 band"):
+        write_chunks_vrt([first, other_type], windows, tmp_path / "tile.vrt", GRID)
+    assert not (tmp_path / "tile.vrt").exists() and not list(tmp_path.glob(".*tmp*"))
+
 
 def test_open_raster_errors(tmp_path):
     with pytest.raises(InputDataError, match="does not exist"):

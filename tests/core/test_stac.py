@@ -128,6 +128,29 @@ def test_plain_geotiff_is_not_called_cloud_optimized(run_folder):
     assert "classification:classes" not in item.assets["data"].extra_fields
 
 
+def test_a_band_interleaved_cog_is_recognised_by_its_layout_a_tiled_geotiff_is_not(tmp_path):
+    from iota2.core.mosaic import mosaic_files
+    from iota2.core.stac import is_cog
+
+    values = np.random.default_rng(3).normal(size=(3, 600, 520)).astype("float32")
+    plain = tmp_path / "plain.tif"
+    with rasterio.open(plain, "w", driver="GTiff", width=520, height=600, count=3, dtype="float32", crs="EPSG:32631",
+                       transform=from_origin(0, 0, 10, 10), tiled=True, blockxsize=256, blockysize=256) as dst:
+        dst.write(values)
+    cog = tmp_path / "cog.tif"
+    mosaic_files([plain], cog, "float32", "ZSTD", nodata=-10000)
+    with rasterio.open(cog) as src:
+        assert is_cog(src) and src.profile["interleave"] == "band" and src.overviews(1) == [2, 4]
+        assert "LAYOUT" not in src.tags(ns="IMAGE_STRUCTURE")  # no GDAL mark: the layout decides
+        assert np.array_equal(src.read(), values)
+    with rasterio.open(plain) as src:
+        assert not is_cog(src)  # tiled, but no overviews and its directory after the blocks
+    with rasterio.open(plain, "r+") as dst:
+        dst.build_overviews([2, 4])
+    with rasterio.open(plain) as src:
+        assert src.overviews(1) == [2, 4] and not is_cog(src)  # overviews appended after the image's blocks
+
+
 def test_odd_class_names_survive_json(run_folder, tmp_path):
     out, nomenclature, colors = run_folder
     raster = OutputLayout(out).final_classification(0)

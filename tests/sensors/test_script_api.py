@@ -16,6 +16,7 @@ from iota2.cli import main
 from iota2.common.images import InMemoryImage
 from iota2.configuration_files import read_config_file as rcf
 from iota2.core.errors import ConfigError
+from iota2.core.layout import OutputLayout
 from iota2.sensors.sentinel_2 import sentinel_2
 
 TILES = ("T31TCJ", "T31TDJ")
@@ -49,7 +50,7 @@ def chain_run(tmp_path_factory):
 
 
 def _chain_map(out, tile):
-    with rasterio.open(out / "customF" / f"{tile}_features.tif") as src:
+    with rasterio.open(OutputLayout(out).features_map_tile(tile)) as src:  # a VRT of the chunks
         return src.read(), list(src.descriptions), src.transform, src.crs
 
 
