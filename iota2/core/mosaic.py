@@ -217,7 +217,6 @@ def _cog_copy(source: str | Path, tmp: Path, target: Path, compress: str, overvi
         raise rasterio.errors.RasterioIOError(f"writing '{target.name}' failed: {exc}") from exc  # disk full ...
 
 
-
 def _band_interleaved_cog(source: str | Path, tmp: Path, target: Path, compress: str, overview_resampling: str,
                           zstd_level: int | None, factors: list[int]) -> None:
     """A COG of several bands stored band after band (GDAL 3.10's COG driver writes them pixel-interleaved only).
@@ -264,6 +263,7 @@ def _overview_zstd_level(compress: str, zstd_level: int | None) -> dict:
     if compress.upper() != "ZSTD":
         return {"ZSTD_LEVEL_OVERVIEW": COG_TMP_ZSTD_LEVEL}  # the temporary file only
     return {} if zstd_level is None else {"ZSTD_LEVEL_OVERVIEW": zstd_level}
+
 
 def _ready_for_cog(dataset, dtype: str, nodata, colormap: dict | None, band_descriptions: list[str] | None) -> bool:
     """Whether ``dataset`` can be copied into the COG as it is: every band of type ``dtype`` with ``nodata`` as its

@@ -239,7 +239,7 @@ def is_cog(dataset) -> bool:
     """Whether an open raster is a Cloud Optimized GeoTIFF.
 
     GDAL's COG driver marks its files (``IMAGE_STRUCTURE`` tag ``LAYOUT=COG``). Maps of several bands are written
-    band-interleaved by GDAL's GTiff driver (:func:`iota2.core.mosaic.overview_factors`), without the mark: they are
+    band-interleaved by GDAL's GTiff driver (:mod:`iota2.core.mosaic`), without the mark: they are
     recognised by the layout GDAL's COG validator checks: tiled, the image's directory right after the header,
     every overview's directory before the image's first block, overviews when the image is larger than a block.
     """
