@@ -261,6 +261,14 @@ def test_features_map_mosaic_is_a_cog_with_average_overviews_and_band_names(tmp_
 
 
 
+@pytest.mark.parametrize("width, height, factors", [(256, 256, []), (257, 10, [2]), (1000, 1000, [2, 4]),
+                                                    (2000, 1500, [2, 4, 8]), (10980, 10980, [2, 4, 8, 16, 32, 64])])
+def test_overview_factors_halve_until_one_block_holds_the_map(width, height, factors):
+    from iota2.core.mosaic import overview_factors
+
+    assert overview_factors(width, height) == factors
+
+
 def test_a_tile_vrt_of_chunks_is_encoded_into_the_cog_directly(tmp_path, monkeypatch):
     import numpy as np
     import rasterio
