@@ -182,7 +182,8 @@ CORE_SECTIONS: list[Section] = [
         "last_step": Param("str", None, "Last group of steps to run (e.g. 'learning'); default: the last group."),
         "log_file_level": Param("str", "INFO", "Level of the per-task log files.",
                                 choices=("DEBUG", "INFO", "WARNING", "ERROR")),
-        "remove_tmp_files": Param("bool", False, "Delete intermediate per-chunk files once merged."),
+        "remove_tmp_files": Param("bool", False, "Delete intermediate per-chunk files once merged (for the features "
+                                  "map: the chunks and tile VRTs of customF/, once the final map is written)."),
         "compression_algorithm": Param("str", "ZSTD", "GeoTIFF compression of outputs.",
                                        choices=("ZSTD", "LZW", "DEFLATE", "NONE")),
     }, "General input/output settings."),
