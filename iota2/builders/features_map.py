@@ -24,7 +24,7 @@ from iota2.core.errors import ConfigError
 from iota2.core.features import read_features
 from iota2.core.layout import OutputLayout
 from iota2.core.mosaic import mosaic_files
-from iota2.core.raster import Grid, atomic_output, write_chunks_vrt
+from iota2.core.raster import Grid, atomic_output, average_levels, write_chunks_vrt
 
 LOGGER = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ all bands at once would hold a second copy of the chunk)."""
 
 def write_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: int,
                 dates_by_sensor: dict[str, list[str]], output_path: str, output_name: str | None = None,
-                compression: str = "ZSTD") -> None:
-    """Compute the features of one chunk of a tile and write ``customF/<T>_chunk_<i>.tif``.
+                compression: str = "ZSTD", overview_factors: list[int] = ()) -> None:
+    """Compute the features of one chunk of a tile and write ``customF/<T>_chunk_<i>.tif``, and its average
+    overviews ``customF/<T>_chunk_<i>_x<f>.tif`` for ``overview_factors``.
 
     The tile map and the final map, made from the previous chunks, are removed first: once a chunk changes
     they are out of date, and a run that fails leaves no map that looks current.
@@ -67,6 +68,10 @@ def write_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: i
         ``external_features.output_name`` (None: ``features_map``): the final map removed.
     compression
         ``chain.compression_algorithm``.
+    overview_factors
+        2, 4, ...: the final map's overview levels this chunk makes from its pixels, while it holds them
+        (:func:`iota2.core.raster.average_levels`, GDAL's values); the chunk's rows start on a multiple of the
+        largest. The final map then only copies them.
     """
     config = Config(config)
     grid = Grid.from_dict(grid)
@@ -87,6 +92,12 @@ def write_chunk(config: dict, tile: str, grid: dict, window: list[int], chunk: i
                 bands = range(first, min(first + BANDS_PER_WRITE, len(block.labels)))
                 dst.write(np.ascontiguousarray(features[:, :, bands.start:bands.stop].transpose(2, 0, 1)),
                           [band + 1 for band in bands])
+    overview_factors = list(overview_factors)
+    for factor, level in zip(overview_factors, average_levels(features, NODATA, overview_factors)):
+        with atomic_output(layout.features_map_chunk_level(tile, chunk, factor)) as tmp:
+            with rasterio.open(tmp, "w", **_profile(chunk_grid.coarsened(factor), len(block.labels),
+                                                      compression)) as dst:
+                dst.write(level)
     LOGGER.info("tile %s chunk %d: %d features on %dx%d pixels", tile, chunk, len(block.labels),
                 int(window.width), int(window.height))
 
@@ -120,9 +131,12 @@ def _check_same_labels(expected: list[str], found: list[str], where: str, refere
                           "return the same number of bands and labels whatever the chunk")
 
 
-def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str) -> None:
+def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str,
+               overview_factors: list[int] = ()) -> None:
     """Assemble the chunks of a tile into ``customF/<T>_features.vrt``: a VRT of the chunks at their windows (same
-    bands and descriptions), written in milliseconds; the final map is encoded once, from it.
+    bands and descriptions), written in milliseconds; the final map is encoded once, from it. The chunks' average
+    overviews (``overview_factors``) are assembled the same way, into ``customF/<T>_features_x<f>.vrt``, which the
+    tile's VRT names as its overviews.
 
     Parameters
     ----------
@@ -132,6 +146,8 @@ def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str
         ``[col_off, row_off, width, height]`` of each chunk, in chunk order.
     output_path
         ``chain.output_path``.
+    overview_factors
+        The factors the chunks made overviews at (see :func:`write_chunk`).
 
     Raises
     ------
@@ -146,12 +162,22 @@ def merge_tile(tile: str, grid: dict, windows: list[list[int]], output_path: str
     for index, path in enumerate(chunks[1:], start=1):
         _check_same_labels(labels, _labels(path), f"chunk {index} of tile {tile} ({path.name})",
                            f"chunk 0 ({chunks[0].name})")
-    write_chunks_vrt(chunks, windows, layout.features_map_tile(tile), grid, nodata=NODATA, band_descriptions=labels)
+    levels = []
+    for factor in overview_factors:
+        level_windows = [[col // factor, row // factor, cols // factor, rows // factor]
+                         for col, row, cols, rows in windows]
+        levels.append(write_chunks_vrt([layout.features_map_chunk_level(tile, index, factor)
+                                        for index in range(len(windows))], level_windows,
+                                       layout.features_map_tile_level(tile, factor), grid.coarsened(factor),
+                                       nodata=NODATA, band_descriptions=labels))
+    write_chunks_vrt(chunks, windows, layout.features_map_tile(tile), grid, nodata=NODATA, band_descriptions=labels,
+                     overviews=levels)
     LOGGER.info("tile %s: %d chunks assembled into %s", tile, len(chunks), layout.features_map_tile(tile))
 
 
 def mosaic_tiles(tiles: list[str], output_path: str, output_name: str | None = None, compression: str = "ZSTD",
-                 chunks_per_tile: dict[str, int] | None = None, remove_tmp_files: bool = False) -> None:
+                 chunks_per_tile: dict[str, int] | None = None, remove_tmp_files: bool = False,
+                 overview_factors: list[int] = ()) -> None:
     """Mosaic the tile maps into ``final/<output_name>.tif`` (band descriptions = feature labels).
 
     The tiles' grids share one CRS (``chain.proj``, or the first tile's); where tiles overlap the first in
@@ -172,6 +198,8 @@ def mosaic_tiles(tiles: list[str], output_path: str, output_name: str | None = N
         the final map is written.
     remove_tmp_files
         ``chain.remove_tmp_files``.
+    overview_factors
+        The factors the chunks made overviews at: their files are deleted with the chunks.
 
     Raises
     ------
@@ -189,6 +217,10 @@ def mosaic_tiles(tiles: list[str], output_path: str, output_name: str | None = N
     LOGGER.info("feature map of %d tile(s) and %d features written to %s", len(tiles), len(labels), target)
     if remove_tmp_files:
         for tile in tiles:
+            for factor in overview_factors:
+                layout.features_map_tile_level(tile, factor).unlink(missing_ok=True)
             for index in range((chunks_per_tile or {}).get(tile, 0)):
                 layout.features_map_chunk(tile, index).unlink(missing_ok=True)
+                for factor in overview_factors:
+                    layout.features_map_chunk_level(tile, index, factor).unlink(missing_ok=True)
             layout.features_map_tile(tile).unlink(missing_ok=True)

@@ -27,6 +27,8 @@ from iota2.core.graph import Graph
 from iota2.core.hookspecs import hookimpl
 from iota2.core.layout import (CLASSIFICATION_FINAL_PRODUCTS, FEATURES_MAP_ENTRIES, FEATURES_MAP_STATUS_FILE,
                                OutputLayout)
+from iota2.core.mosaic import exact_overview_factors
+from iota2.core.raster import align_stripes
 from iota2.core.tile_steps import sensor_config
 from iota2.core.tiles import TileSet, prepare_tiles
 
@@ -124,6 +126,13 @@ class I2FeaturesMap(Builder):
                            "iota2.core.tile_steps:create_directories",
                            {"output_path": out, "tiles": self.tiles, "builder": NAME})
         windows = tile_set.window_lists()
+        overview_factors: list[int] = []
+        if len(self.tiles) == 1:  # the final map is this tile: its chunks can make its overviews, exactly
+            tile, grid = self.tiles[0], tile_set.grids[self.tiles[0]]
+            exact = exact_overview_factors(grid.width, grid.height)
+            aligned = align_stripes(windows[tile], exact[-1], grid.width, grid.height) if exact else None
+            if aligned is not None:
+                windows[tile], overview_factors = aligned, exact
         tile_maps = []
         for tile in self.tiles:
             validity = task(f"features_map_validity_{tile}", "features_map_validity",
@@ -134,16 +143,17 @@ class I2FeaturesMap(Builder):
             chunks = [task(f"features_{tile}_chunk_{index}", "features_chunk", f"{STEPS}:write_chunk",
                            {"config": sensors, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
                             "dates_by_sensor": dates, "output_path": out, "output_name": output_name,
-                            "compression": compression}, [validity])
+                            "compression": compression, "overview_factors": overview_factors}, [validity])
                       for index, window in enumerate(windows[tile])]
             tile_maps.append(task(f"features_tile_{tile}", "features_tile", f"{STEPS}:merge_tile",
-                                  {"tile": tile, "grid": grids[tile], "windows": windows[tile], "output_path": out},
-                                  chunks))
+                                  {"tile": tile, "grid": grids[tile], "windows": windows[tile], "output_path": out,
+                                   "overview_factors": overview_factors}, chunks))
         final_map = task("features_map", "features_map", f"{STEPS}:mosaic_tiles",
                          {"tiles": self.tiles, "output_path": out, "output_name": output_name,
                           "compression": compression,
                           "chunks_per_tile": {tile: len(windows[tile]) for tile in self.tiles},
-                          "remove_tmp_files": chain["remove_tmp_files"]}, tile_maps)
+                          "remove_tmp_files": chain["remove_tmp_files"], "overview_factors": overview_factors},
+                         tile_maps)
         add_stac_tasks(graph, "writing", {"output_path": out, "output_name": output_name, "dates_by_sensor": dates},
                        [final_map], features_map=True)
         return graph

@@ -361,6 +361,14 @@ class OutputLayout:
         """``customF/<T>_chunk_<i>.tif``: the features of one chunk of a tile."""
         return self.custom_features / f"{tile}_chunk_{chunk}.tif"
 
+    def features_map_chunk_level(self, tile: str, chunk: int, factor: int) -> Path:
+        """``customF/<T>_chunk_<i>_x<f>.tif``: the chunk's average overview at factor f (1 pixel per f x f)."""
+        return self.custom_features / f"{tile}_chunk_{chunk}_x{factor}.tif"
+
+    def features_map_tile_level(self, tile: str, factor: int) -> Path:
+        """``customF/<T>_features_x<f>.vrt``: a VRT of the chunks' overviews at factor f."""
+        return self.custom_features / f"{tile}_features_x{factor}.vrt"
+
     def features_map_tile(self, tile: str) -> Path:
         """``customF/<T>_features.vrt``: the features of a tile (a VRT of its chunks at their places)."""
         return self.custom_features / f"{tile}_features.vrt"

@@ -55,6 +55,12 @@ class Grid:
         return Grid(self.crs, rasterio.windows.transform(window, self.transform), int(window.width),
                     int(window.height))
 
+    def coarsened(self, factor: int) -> "Grid":
+        """This grid with pixels ``factor`` times larger (an overview level; the sizes must be multiples)."""
+        if self.width % factor or self.height % factor:
+            raise ValueError(f"a {self.width} x {self.height} grid has no exact overview at factor {factor}")
+        return Grid(self.crs, self.transform @ Affine.scale(factor), self.width // factor, self.height // factor)
+
     def profile(self, count: int = 1, dtype: str = "uint8", nodata=None, compress: str = "ZSTD") -> dict:
         """A rasterio creation profile (tiled GeoTIFF) on this grid."""
         profile = {"driver": "GTiff", "crs": self.crs, "transform": self.transform, "width": self.width,
@@ -761,8 +767,34 @@ GDAL_TYPE_NAMES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16":
 """GDAL's names of the pixel types a VRT band declares."""
 
 
+def vrt_dataset(grid: Grid):
+    """The root element of a GDAL VRT on ``grid`` (size, CRS, geotransform)."""
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
+    if grid.crs is not None:
+        ElementTree.SubElement(root, "SRS", dataAxisToSRSAxisMapping="1,2").text = grid.crs.to_wkt()
+    transform = grid.transform
+    ElementTree.SubElement(root, "GeoTransform").text = ", ".join(
+        repr(float(value)) for value in (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e))
+    return root
+
+
+def vrt_band(root, band: int, dtype: str, description: str | None, nodata: float | None):
+    """A ``VRTRasterBand`` element of ``root``, with its description and no-data value when given."""
+    import xml.etree.ElementTree as ElementTree
+
+    element = ElementTree.SubElement(root, "VRTRasterBand", dataType=GDAL_TYPE_NAMES[dtype], band=str(band))
+    if description:
+        ElementTree.SubElement(element, "Description").text = description
+    if nodata is not None:
+        ElementTree.SubElement(element, "NoDataValue").text = repr(float(nodata))
+    return element
+
+
 def write_chunks_vrt(chunks: list[Path], windows: list[list[int]], target: str | Path, grid: Grid,
-                     nodata: float | None = None, band_descriptions: list[str] | None = None) -> Path:
+                     nodata: float | None = None, band_descriptions: list[str] | None = None,
+                     overviews: list[Path] | None = None) -> Path:
     """Write a GDAL VRT that shows chunk rasters at their windows of a grid, atomically: the chunks assembled
     without copying a pixel (a reader, or GDAL's COG driver, reads each chunk where the window lies).
 
@@ -784,6 +816,9 @@ def write_chunks_vrt(chunks: list[Path], windows: list[list[int]], target: str |
         No-data value of every band, or None.
     band_descriptions
         One description per band, or None.
+    overviews
+        Rasters (same bands) that GDAL is to read as the VRT's overviews, from the finest; they must lie in the
+        VRT's folder or below it (named relative to it).
 
     Returns
     -------
@@ -809,18 +844,9 @@ def write_chunks_vrt(chunks: list[Path], windows: list[list[int]], target: str |
         if (bands, kind) != (count, dtype):
             raise ValueError(f"{path} has {bands} {kind} band(s), {sources[0][0]} {count} {dtype}")
     type_name = GDAL_TYPE_NAMES[dtype]
-    root = ElementTree.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
-    if grid.crs is not None:
-        ElementTree.SubElement(root, "SRS", dataAxisToSRSAxisMapping="1,2").text = grid.crs.to_wkt()
-    transform = grid.transform
-    ElementTree.SubElement(root, "GeoTransform").text = ", ".join(
-        repr(float(value)) for value in (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e))
+    root = vrt_dataset(grid)
     for band in range(1, count + 1):
-        element = ElementTree.SubElement(root, "VRTRasterBand", dataType=type_name, band=str(band))
-        if band_descriptions:
-            ElementTree.SubElement(element, "Description").text = band_descriptions[band - 1]
-        if nodata is not None:
-            ElementTree.SubElement(element, "NoDataValue").text = repr(float(nodata))
+        element = vrt_band(root, band, dtype, band_descriptions[band - 1] if band_descriptions else None, nodata)
         for path, (col, row, cols, rows), _bands, _kind, block_cols, block_rows in sources:
             source = ElementTree.SubElement(element, "SimpleSource")
             ElementTree.SubElement(source, "SourceFilename", relativeToVRT="1").text = os.path.relpath(
@@ -830,9 +856,96 @@ def write_chunks_vrt(chunks: list[Path], windows: list[list[int]], target: str |
                                    DataType=type_name, BlockXSize=str(block_cols), BlockYSize=str(block_rows))
             ElementTree.SubElement(source, "SrcRect", xOff="0", yOff="0", xSize=str(cols), ySize=str(rows))
             ElementTree.SubElement(source, "DstRect", xOff=str(col), yOff=str(row), xSize=str(cols), ySize=str(rows))
+        for overview in overviews or ():
+            element_overview = ElementTree.SubElement(element, "Overview")
+            ElementTree.SubElement(element_overview, "SourceFilename", relativeToVRT="1").text = os.path.relpath(
+                Path(overview).resolve(), target.resolve().parent)
+            ElementTree.SubElement(element_overview, "SourceBand").text = str(band)
     with atomic_output(target) as tmp:
         ElementTree.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=False)
     return target
+
+
+@functools.lru_cache(maxsize=1)
+def overview_kernel():
+    """The compiled 2 x 2 average (:mod:`iota2.core.overview_kernel`), or None when numba cannot provide it (numpy's
+    version runs then, same values)."""
+    try:
+        from iota2.core import overview_kernel as kernel
+
+        kernel.average_2x2(np.zeros((2, 2, 1), np.float32), 0.0, np.empty((1, 1, 1), np.float32))
+        kernel.average_2x2(np.zeros((1, 2, 2), np.float32).transpose(1, 2, 0), 0.0, np.empty((1, 1, 1), np.float32))
+    except Exception as exc:  # noqa: BLE001 - any numba failure means numpy's version
+        LOGGER.debug("compiled overview average not available (%s: %s)", type(exc).__name__, exc)
+        return None
+    return kernel
+
+
+AVERAGE_BANDS = 8
+"""Bands :func:`average_levels` averages at a time (its float64 sums are 8 bytes a pixel of those bands)."""
+
+
+def average_levels(values: np.ndarray, nodata: float, factors: list[int]) -> list[np.ndarray]:
+    """Average overviews of a (rows, cols, bands) block, as GDAL makes a raster's ``average`` overviews.
+
+    Each level is computed from the previous one (GDAL cascades: level 4 is the mean of the level-2 pixels, not
+    of the 16 full-resolution ones), as the mean of the pixels that are not ``nodata`` in each 2 x 2 block (sums
+    in float64, rounded once to float32: GDAL's values bit for bit), ``nodata`` where all four are. The block's
+    rows and columns must be multiples of the largest factor (a chunk whose rows start on one).
+
+    Parameters
+    ----------
+    values
+        (rows, cols, bands) float32.
+    nodata
+        The no-data value.
+    factors
+        2, 4, 8, ...: the levels wanted, each twice the previous.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        (bands, rows / f, cols / f) float32 per factor, ready for a band-interleaved write.
+    """
+    rows, cols, _bands = values.shape
+    if factors and (rows % factors[-1] or cols % factors[-1] or factors != [2 ** k for k in range(1, len(factors) + 1)]):
+        raise ValueError(f"a {rows} x {cols} block cannot hold levels {factors}: rows and columns must be multiples "
+                         "of the largest, and levels go 2, 4, 8, ...")
+    bands = values.shape[2]
+    levels = [np.empty((bands, rows // factor, cols // factor), np.float32) for factor in factors]
+    kernel = overview_kernel()
+    if kernel is not None:
+        previous = values
+        for level in levels:
+            kernel.average_2x2(previous, float(nodata), level)
+            previous = level.transpose(1, 2, 0)
+        return levels
+    for first in range(0, bands, AVERAGE_BANDS):  # a few bands at a time: the float64 sums stay small
+        current = values[:, :, first:first + AVERAGE_BANDS].transpose(2, 0, 1)
+        for level in levels:
+            group, height, width = current.shape
+            valid = current != nodata
+            sums = np.where(valid, current, 0).astype(np.float64).reshape(group, height // 2, 2, width // 2, 2)
+            counts = valid.reshape(group, height // 2, 2, width // 2, 2).sum(axis=(2, 4))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = sums.sum(axis=(2, 4)) / counts
+            level[first:first + group] = np.where(counts > 0, means, nodata)
+            current = level[first:first + group]
+    return levels
+
+
+def align_stripes(windows: list[list[int]], multiple: int, width: int, height: int) -> list[list[int]] | None:
+    """Full-width stripe windows with their row boundaries moved to the nearest multiple of ``multiple`` (the last
+    stripe ends at ``height``), or None when the windows are not full-width stripes or a stripe would vanish."""
+    if multiple <= 1:
+        return windows
+    if any(col != 0 or cols != width for col, _row, cols, _rows in windows):
+        return None
+    edges = [row for _col, row, _cols, _rows in windows] + [height]
+    moved = [0] + [int(round(edge / multiple)) * multiple for edge in edges[1:-1]] + [height]
+    if any(low >= high for low, high in zip(moved[:-1], moved[1:])):
+        return None
+    return [[0, low, width, high - low] for low, high in zip(moved[:-1], moved[1:])]
 
 
 MAX_CHUNKS_PER_TILE = 10_000

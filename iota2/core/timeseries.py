@@ -143,13 +143,14 @@ def gapfill_linear(values: np.ndarray, invalid: np.ndarray, input_dates: list[st
 
 
 def warm_up() -> None:
-    """Import the feature stage and load its compiled kernels now, gap-filling and upsampling (dask workers call
-    it at start)."""
+    """Import the feature stage and load its compiled kernels now: gap-filling, upsampling and the overviews'
+    average of a features-map chunk (dask workers call it at start)."""
     import iota2.core.features  # noqa: F401
-    from iota2.core.raster import upsample_kernel
+    from iota2.core.raster import overview_kernel, upsample_kernel
 
     _kernel()
     upsample_kernel()
+    overview_kernel()
 
 
 @functools.lru_cache(maxsize=1)

@@ -382,3 +382,49 @@ def test_padding_removes_the_chunk_borders_of_a_spatial_filter(tmp_path, dataset
     differ = np.flatnonzero((maps["chunks"][0] != whole).any(axis=1))
     assert set(differ) == set(borders)
     np.testing.assert_array_equal(maps["padded"], maps["whole"])
+
+
+@pytest.mark.slow
+def test_a_tile_larger_than_a_block_gets_its_overviews_from_its_chunks(tmp_path):
+    """520 px: the final map has overviews at 2 and 4, which the chunks make (their rows start on multiples of 4);
+    they equal GDAL's average overviews of the whole map, bit for bit."""
+    from rasterio.enums import Resampling
+
+    from iota2.datagen.sentinel2 import generate_dataset
+
+    data = generate_dataset(tmp_path / "data", tiles=("T31TCJ",), size=520, dates=DATES[:3], seed=4)
+    out = tmp_path / "out"
+    config = features_map_config(tmp_path / "c.yaml", data, out, python_data_managing={"number_of_chunks": 3},
+                                 external_features={"functions": "get_ndvi", "concat_mode": False})
+    assert run(config) == 0
+    layout = OutputLayout(out)
+    heights = []
+    for index in range(3):
+        with rasterio.open(layout.features_map_chunk("T31TCJ", index)) as src:
+            heights.append(src.height)
+        for factor in (2, 4):
+            with rasterio.open(layout.features_map_chunk_level("T31TCJ", index, factor)) as src:
+                assert src.height * factor == heights[-1]
+    assert sum(heights) == 520 and all(height % 4 == 0 for height in heights)  # 173, 173, 174 moved to 172, 176, 172
+    with rasterio.open(layout.features_map_tile("T31TCJ")) as src:
+        assert src.overviews(1) == [2, 4]
+    final = layout.final_features_map()
+    with rasterio.open(final) as src:
+        values, profile = src.read(), src.profile
+        assert src.overviews(1) == [2, 4] and profile["interleave"] == "band"
+    reference = tmp_path / "reference.tif"
+    with rasterio.open(reference, "w", **{**profile, "driver": "GTiff"}) as dst:
+        dst.write(values)
+    with rasterio.open(reference, "r+") as dst:
+        dst.build_overviews([2, 4], Resampling.average)
+    for level in (0, 1):
+        with rasterio.open(final, overview_level=level) as ours, rasterio.open(reference, overview_level=level) as gdal:
+            assert np.array_equal(ours.read(), gdal.read()), level
+    np.testing.assert_array_equal(values, whole_tile_features(config, "T31TCJ")[0])
+    raw = yaml.safe_load(config.read_text())
+    raw["chain"].update(remove_tmp_files=True, first_step="writing", last_step="writing")
+    config.write_text(yaml.safe_dump(raw))
+    assert run(config) == 0
+    assert not list((out / "customF").iterdir())  # chunks, their overviews and the VRTs, once the map is written
+    with rasterio.open(final) as src:
+        assert np.array_equal(src.read(), values) and src.overviews(1) == [2, 4]

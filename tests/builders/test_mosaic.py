@@ -303,6 +303,66 @@ def test_a_tile_vrt_of_chunks_is_encoded_into_the_cog_directly(tmp_path, monkeyp
     assert sorted(p.name for p in (tmp_path / "final").iterdir()) == ["features_map.tif"]
 
 
+def test_overviews_made_by_the_chunks_are_kept_and_the_deeper_ones_added(tmp_path):
+    """A features map's tile VRT whose chunks made levels 2 and 4 (1100 px: 8 does not divide it): the COG keeps
+    them, GDAL adds level 8 from level 4, and every level equals GDAL's overviews of the whole map."""
+    import numpy as np
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    from iota2.core.mosaic import exact_overview_factors, mosaic_files, overview_factors
+    from iota2.core.raster import Grid, average_levels, write_chunks_vrt, write_raster
+
+    size, nodata = 1100, -10000
+    assert overview_factors(size, size) == [2, 4, 8] and exact_overview_factors(size, size) == [2, 4]
+    grid = Grid(CRS.from_epsg(32631), from_origin(300000, 5000000, 10, 10), size, size)
+    rng = np.random.default_rng(5)
+    values = (rng.normal(size=(3, size, size)) * 100).astype(np.float32)
+    values[:, 300:420, 500:900] = nodata
+    windows = [[0, 0, size, 368], [0, 368, size, 364], [0, 732, size, 368]]
+    folder = tmp_path / "customF"
+    chunks, levels = [], {2: [], 4: []}
+    for index, (col, row, cols, rows) in enumerate(windows):
+        part = values[:, row:row + rows, col:col + cols]
+        chunk_grid = grid.window_grid(Window(col, row, cols, rows))
+        chunks.append(write_raster(folder / f"chunk_{index}.tif", part, chunk_grid, nodata=nodata))
+        for factor, level in zip([2, 4], average_levels(np.ascontiguousarray(part.transpose(1, 2, 0)), nodata, [2, 4])):
+            levels[factor].append(write_raster(folder / f"chunk_{index}_x{factor}.tif", level,
+                                               chunk_grid.coarsened(factor), nodata=nodata))
+    names = ["a", "b", "c"]
+    level_vrts = [write_chunks_vrt(levels[factor], [[c // factor, r // factor, w // factor, h // factor]
+                                                    for c, r, w, h in windows], folder / f"tile_x{factor}.vrt",
+                                   grid.coarsened(factor), nodata=nodata, band_descriptions=names)
+                  for factor in (2, 4)]
+    tile = write_chunks_vrt(chunks, windows, folder / "tile.vrt", grid, nodata=nodata, band_descriptions=names,
+                            overviews=level_vrts)
+    with rasterio.open(tile) as src:
+        assert src.overviews(1) == [2, 4]
+    before = sorted(path.name for path in folder.iterdir())
+    target = tmp_path / "final" / "features_map.tif"
+    mosaic_files([tile], target, "float32", "ZSTD", nodata=nodata, band_descriptions=names, zstd_level=1)
+    assert_cog(target)
+    reference = tmp_path / "reference.tif"
+    with rasterio.open(reference, "w", **grid.profile(3, "float32", nodata=nodata)) as dst:
+        dst.write(values)
+    with rasterio.open(reference, "r+") as dst:
+        dst.build_overviews([2, 4, 8], Resampling.average)
+    with rasterio.open(target) as ours, rasterio.open(reference) as gdal:
+        assert ours.overviews(1) == [2, 4, 8] and np.array_equal(ours.read(), values)
+        for level in range(3):
+            with rasterio.open(target, overview_level=level) as mine, \
+                    rasterio.open(reference, overview_level=level) as theirs:
+                assert (mine.width, mine.height) == (theirs.width, theirs.height)
+                np.testing.assert_allclose(mine.read(), theirs.read(), rtol=0, atol=1e-4)
+                if level < 2:  # the chunks' own levels: GDAL's values bit for bit
+                    assert np.array_equal(mine.read(), theirs.read())
+    assert sorted(path.name for path in folder.iterdir()) == before  # nothing left beside the tile
+    assert sorted(path.name for path in target.parent.iterdir()) == ["features_map.tif"]
+
+
 @pytest.mark.parametrize("compress, level", [("ZSTD", None), ("ZSTD", 1), ("DEFLATE", None)])
 def test_the_cog_temporary_file_setting_leaves_the_cog_as_gdal_writes_it(tmp_path, compress, level):
     """The temporary overview file's ZSTD level speeds the COG up without changing a byte of it (the setting also

@@ -16,9 +16,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "outputs.md"
 SAMPLE_ARGUMENTS = {"tile": "T31TCJ", "region": "north-east", "run": 1, "chunk": 3, "step": "learning",
                     "task": "learning_region_1_seed_0", "subset": "learn", "samples_format": "sqlite",
                     "model_file": "model/model_1_seed_0.skops", "tiles": ["T31TCJ", "T31TDJ"],
-                    "iteration": 2}
+                    "iteration": 2, "factor": 4}
 SYMBOLIC_ARGUMENTS = {"tile": "T", "region": "R", "run": "S", "chunk": "i", "step": "<step>", "task": "<task>",
-                      "iteration": "K"}
+                      "iteration": "K", "factor": "f"}
 
 
 def every_path(layout: OutputLayout, arguments: dict) -> dict[str, Path]:
@@ -86,6 +86,8 @@ def test_names_of_a_sample_tile_run_and_region(tmp_path):
     assert relative["class_statistics"] == "learningSamples/class_statistics_seed1_learn.csv"
     assert relative["classif_chunk"] == "classif/chunks/T31TCJ_seed_1_chunk_3.tif"
     assert relative["tile_map"] == "classif/Classif_T31TCJ_seed_1.tif"
+    assert relative["features_map_chunk_level"] == "customF/T31TCJ_chunk_3_x4.tif"
+    assert relative["features_map_tile_level"] == "customF/T31TCJ_features_x4.vrt"
     assert relative["task_log"] == "logs/learning/learning_region_1_seed_0.log"
     assert relative["status_file"] == "IOTA2_tasks_status.txt"
     assert layout.samples("1", 0, "parquet").name == "Samples_region_1_seed0_learn.parquet"

@@ -8,8 +8,8 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from iota2.core.errors import ConfigError, InputDataError
-from iota2.core.raster import (Grid, assemble_chunks, atomic_output, chunk_windows, open_raster, pad_window,
-                               write_chunks_vrt, write_raster)
+from iota2.core.raster import (Grid, align_stripes, assemble_chunks, atomic_output, average_levels, chunk_windows,
+                               open_raster, pad_window, write_chunks_vrt, write_raster)
 
 GRID = Grid(CRS.from_epsg(32631), Affine(10, 0, 300000, 0, -10, 4900000), 100, 37)
 
@@ -140,6 +140,46 @@ def test_chunks_vrt_refuses_a_chunk_of_another_size_and_writes_nothing(tmp_path)
     with pytest.raises(ValueError, match="chunk_2.tif has 1 uint8 band"):
         write_chunks_vrt([first, other_type], windows, tmp_path / "tile.vrt", GRID)
     assert not (tmp_path / "tile.vrt").exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_average_levels_are_gdals_average_overviews_bit_for_bit(tmp_path, monkeypatch, compiled):
+    """GDAL cascades (level 4 averages the level-2 pixels) and leaves no-data pixels out: so do ours, with numba
+    or numpy."""
+    from rasterio.enums import Resampling
+
+    from iota2.core import raster
+
+    if not compiled:
+        monkeypatch.setattr(raster, "overview_kernel", lambda: None)
+    rng = np.random.default_rng(4)
+    bands, rows, cols = 19, 96, 128
+    values = (rng.normal(size=(bands, rows, cols)) * 1000).astype(np.float32)
+    values[rng.random(values.shape) < 0.4] = -10000
+    values[:, :8, :16] = -10000  # whole blocks of no data at every level
+    path = tmp_path / "map.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=bands, dtype="float32",
+                       crs="EPSG:32631", transform=Affine(10, 0, 0, 0, -10, 0), tiled=True, blockxsize=16,
+                       blockysize=16, nodata=-10000, interleave="band") as dst:
+        dst.write(values)
+    with rasterio.open(path, "r+") as dst:
+        dst.build_overviews([2, 4, 8], Resampling.average)
+    levels = average_levels(np.ascontiguousarray(values.transpose(1, 2, 0)), -10000, [2, 4, 8])
+    with rasterio.open(path) as src:
+        for factor, level in zip([2, 4, 8], levels):
+            assert np.array_equal(src.read(out_shape=(bands, rows // factor, cols // factor)), level), factor
+    assert (levels[2][:, 0, :2] == -10000).all()
+    with pytest.raises(ValueError, match="multiples of the largest"):
+        average_levels(np.zeros((12, 16, 1), np.float32), -10000, [2, 4, 8])
+
+
+def test_align_stripes_moves_row_boundaries_to_multiples_or_gives_up():
+    stripes = [[0, 0, 100, 62], [0, 62, 100, 63], [0, 125, 100, 62], [0, 187, 100, 63]]
+    assert align_stripes(stripes, 4, 100, 250) == [[0, 0, 100, 64], [0, 64, 100, 60], [0, 124, 100, 64],
+                                                   [0, 188, 100, 62]]
+    assert align_stripes(stripes, 1, 100, 250) == stripes
+    assert align_stripes([[0, 0, 100, 3], [0, 3, 100, 3], [0, 6, 100, 4]], 8, 100, 10) is None  # a stripe would vanish
+    assert align_stripes([[0, 0, 50, 250], [50, 0, 50, 250]], 2, 100, 250) is None  # not full-width stripes
 
 
 def test_open_raster_errors(tmp_path):

@@ -161,18 +161,19 @@ def test_gapfill_compiled_kernel_reads_non_contiguous_input():
 
 
 def test_a_dask_worker_loads_the_gapfilling_kernel_at_start():
-    """The workers' start script loads the compiled gap-filling and upsampling kernels, so a worker's first chunk
-    does not pay for them."""
+    """The workers' start script loads the compiled gap-filling, upsampling and overview kernels, so a worker's
+    first chunk does not pay for them."""
     import subprocess
     import sys
 
     script = ("import iota2.core.worker_preload\n"
               "from iota2.core import raster, timeseries\n"
               "print(timeseries._kernel.cache_info().currsize, timeseries._kernel() is not None,\n"
-              "      raster.upsample_kernel.cache_info().currsize, raster.upsample_kernel() is not None)\n")
+              "      raster.upsample_kernel.cache_info().currsize, raster.upsample_kernel() is not None,\n"
+              "      raster.overview_kernel.cache_info().currsize, raster.overview_kernel() is not None)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["1", "True", "1", "True"]
+    assert result.stdout.split() == ["1", "True", "1", "True", "1", "True"]
 
 
 @pytest.mark.parametrize("warm, imported", [("1", "True"), ("0", "False")])
