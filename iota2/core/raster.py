@@ -908,7 +908,9 @@ def average_levels(values: np.ndarray, nodata: float, factors: list[int]) -> lis
         (bands, rows / f, cols / f) float32 per factor, ready for a band-interleaved write.
     """
     rows, cols, _bands = values.shape
-    if factors and (rows % factors[-1] or cols % factors[-1] or factors != [2 ** k for k in range(1, len(factors) + 1)]):
+    if not factors:
+        return []
+    if rows % factors[-1] or cols % factors[-1] or factors != [2 ** k for k in range(1, len(factors) + 1)]:
         raise ValueError(f"a {rows} x {cols} block cannot hold levels {factors}: rows and columns must be multiples "
                          "of the largest, and levels go 2, 4, 8, ...")
     bands = values.shape[2]

@@ -424,7 +424,9 @@ def test_a_tile_larger_than_a_block_gets_its_overviews_from_its_chunks(tmp_path)
     raw = yaml.safe_load(config.read_text())
     raw["chain"].update(remove_tmp_files=True, first_step="writing", last_step="writing")
     config.write_text(yaml.safe_dump(raw))
+    (out / "customF" / "T31TCJ_chunk_notes.txt").write_text("mine")  # not the run's: it stays
     assert run(config) == 0
-    assert not list((out / "customF").iterdir())  # chunks, their overviews and the VRTs, once the map is written
+    # chunks, their overviews and the VRTs, once the map is written; nothing else
+    assert [path.name for path in (out / "customF").iterdir()] == ["T31TCJ_chunk_notes.txt"]
     with rasterio.open(final) as src:
         assert np.array_equal(src.read(), values) and src.overviews(1) == [2, 4]
