@@ -297,7 +297,7 @@ def _chunk_setup(spec: dict):
     FeatureFunctions.from_config(builder.config)  # the user module (and scipy.ndimage), as a worker has them
     tasks = graph.tasks_of_step("features_chunk")
     tasks[0].resolve()  # imports the step's module
-    windows = builder.tile_set.window_lists()[TILE]
+    windows = [task.kwargs["window"] for task in tasks]  # as the builder gave them (rows aligned for overviews)
     return builder, tasks, windows
 
 
