@@ -400,7 +400,7 @@ def print_throughput(args, runs: list[dict], verdicts: dict, ceilings: list[floa
               f"{r['init_s']:>5.2f}s {r['writing_s']:>7.2f}s {r['chunks_s']:>6.2f}s {r['assembly_s']:>7.2f}s "
               f"{r['chunk_sum_s']:>8.2f}s {r['chunk_sum_s'] / max(r['chunk_tasks'], 1):>7.2f}s "
               f"{r['concurrency']:>7.2f} {r['chunks_in_driver']:>4}/{r['chunk_tasks']:<4} "
-              f"{r['after_last_task_s']:>5.2f}s {r['throughput']:>11.3g}")
+              f"{r['after_last_task_s']:>5.2f}s {r['throughput']:>11.2e}")
     print("(run wall: the CLI process; 1st task / workers up: seconds from the process start to the first task's "
           "start / to the last worker's registration (interpreter, configuration, graph, dask cluster); writing: "
           "first chunk start to final map end; chunks: span of the chunk tasks; assembly: tile map + final map; "
