@@ -15,7 +15,9 @@ One run does, in order:
    throughput in pixels x dates per second; speed-up from 1 to 2 workers (target >= 1.8x), printed beside the
    host's own ceiling measured before and after the runs: how much faster two CPU-bound processes (a numpy sort,
    one thread each) finish together than one after the other (virtual cores shared with other machines give
-   less than 2x);
+   less than 2x), and the **chunk ceiling**: two fresh processes run half of the chunk tasks each, without dask,
+   first one after the other, then together; how much faster they finish together is the most a second worker
+   can give the writing group here (the chunks compete for memory bandwidth as a numpy sort does not);
 3. **memory**: for each tile size (``--memory-sizes``, default 1000 and 2000; ``--large`` adds 4000) with
    ``chunk_size_mode: auto`` and a fixed ``memory_per_task_mb``, a fresh child process runs the task function
    :func:`iota2.builders.features_map.write_chunk` on the first chunk of the tile and reports its peak RSS
@@ -331,6 +333,68 @@ def child_profile(spec: dict) -> dict:
     return {"warm_s": warm, "seconds": seconds, "chunk": windows[1], "stats": text.getvalue()}
 
 
+def child_chunks(spec: dict) -> dict:
+    """Seconds of each chunk task of ``spec["indices"]``, run one after the other in this fresh process (as one
+    worker of the chain runs them: one thread, dask's worker environment)."""
+    _builder, tasks, _windows = _chunk_setup(spec)
+    return {"seconds": [_run_task(tasks[index]) for index in spec["indices"]]}
+
+
+#: the environment dask's nanny gives the chain's worker processes (``distributed.nanny.pre-spawn-environ``) and
+#: the one thread per task of a run with two parallel tasks on two cores
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MALLOC_TRIM_THRESHOLD_": "65536", "IOTA2_TASK_THREADS": "1"}
+
+
+def start_child(mode: str, spec: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "--child", mode, json.dumps(spec)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ | WORKER_ENV)
+
+
+def finish_child(child: subprocess.Popen, mode: str, spec: dict) -> dict:
+    stdout, stderr = child.communicate()
+    if child.returncode != 0:
+        sys.stderr.write(stdout[-4000:] + stderr[-4000:])
+        raise SystemExit(f"child {mode} failed (exit {child.returncode}) for {spec['config']}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def chunk_ceiling(args, work: Path, module: Path) -> dict:
+    """How much faster two processes run the tile's chunk tasks together than one after the other, with no dask,
+    no assembly and no start-up: the most the writing group can gain from a second worker on this host.
+
+    The chunk tasks of the run with the most chunks are cut in two halves, A and B; each half runs in a fresh
+    process (:func:`child_chunks`), first A then B, then A and B at once. Each process times its own chunks, and
+    the first :data:`WARMING_CHUNKS` of each (first use of inputs and memory) are reported apart.
+    """
+    chunks = max(args.chunk_list)
+    half = chunks // 2
+    if half < 1:
+        return {}
+    dataset, _ = ensure_dataset(work, args.size, args.date_list, args.seed)
+    output = work / f"run_fmap_ceiling_{args.size}px"
+    shutil.rmtree(output, ignore_errors=True)
+    config = write_config(work / f"config_fmap_ceiling_{args.size}px.yaml", dataset, output, module, args.step,
+                          {"chunk_size_mode": "split_number", "number_of_chunks": chunks})
+    run_child("init", {"config": str(config)})
+    halves = [{"config": str(config), "indices": list(range(half))},
+              {"config": str(config), "indices": list(range(half, 2 * half))}]
+    alone = [finish_child(start_child("chunks", spec), "chunks", spec)["seconds"] for spec in halves]
+    pair = [start_child("chunks", spec) for spec in halves]
+    together = [finish_child(child, "chunks", spec)["seconds"] for child, spec in zip(pair, halves)]
+    shutil.rmtree(output, ignore_errors=True)
+    warm = WARMING_CHUNKS if half > WARMING_CHUNKS else 0
+
+    def ratio(skip: int) -> float:
+        return sum(sum(times[skip:]) for times in alone) / max(sum(times[skip:]) for times in together)
+
+    result = {"chunks": chunks, "per_process": half, "alone_s": alone, "together_s": together,
+              "all": ratio(0), "warm": ratio(warm) if warm else None, "warming_left_out": warm}
+    log(f"chunk ceiling ({half} chunks per process): {result['all']:.2f}x"
+        + (f", warm chunks {result['warm']:.2f}x" if warm else ""))
+    return result
+
+
 def run_child(mode: str, spec: dict) -> dict:
     result = subprocess.run([sys.executable, __file__, "--child", mode, json.dumps(spec)], capture_output=True,
                             text=True)
@@ -383,7 +447,7 @@ def speedups(runs: list[dict]) -> dict[int, dict]:
     return out
 
 
-def print_throughput(args, runs: list[dict], verdicts: dict, ceilings: list[float]) -> None:
+def print_throughput(args, runs: list[dict], verdicts: dict, ceilings: list[float], chunk_ceiling: dict) -> None:
     dates = len(args.date_list)
     print()
     print(f"=== features map ({FUNCTIONS}, concat_mode False): 1 tile {args.size}x{args.size} px, {dates} dates "
@@ -442,13 +506,21 @@ def print_throughput(args, runs: list[dict], verdicts: dict, ceilings: list[floa
               f"{' / '.join(f'{c:.2f}x' for c in ceilings)} faster together than one after the other (before / "
               f"after the runs)" + ("; the target is above this host's ceiling" if max(ceilings) < SPEEDUP_TARGET
                                      else ""))
+    if chunk_ceiling:
+        best = max(chunk_ceiling["all"], chunk_ceiling["warm"] or 0.0)  # more chunks per process: towards "warm"
+        warm = (f", {chunk_ceiling['warm']:.2f}x for their warm chunks (each process's first "
+                f"{chunk_ceiling['warming_left_out']} left out)") if chunk_ceiling["warm"] else ""
+        print(f"CHUNK CEILING: two processes running {chunk_ceiling['per_process']} chunk tasks each of the "
+              f"{chunk_ceiling['chunks']}-chunk tile (no dask, no assembly) finish them {chunk_ceiling['all']:.2f}x "
+              f"faster together than one after the other{warm}"
+              + ("; the writing group cannot reach the target on this host" if best < SPEEDUP_TARGET else ""))
 
 
 def print_report(args, runs: list[dict], mem: list[dict], load: tuple[str, str],
-                 ceilings: list[float] | None = None) -> dict:
+                 ceilings: list[float] | None = None, chunk_ceiling: dict | None = None) -> dict:
     verdicts = {}
     if runs:
-        print_throughput(args, runs, verdicts, ceilings or [])
+        print_throughput(args, runs, verdicts, ceilings or [], chunk_ceiling or {})
     if mem:
         print()
         print(f"=== peak memory of one chunk task (write_chunk in a fresh process), chunk_size_mode auto, "
@@ -543,7 +615,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child:
         mode, spec = args.child
-        children = {"init": child_init, "memory": child_memory, "profile": child_profile}
+        children = {"init": child_init, "memory": child_memory, "profile": child_profile, "chunks": child_chunks}
         print(json.dumps(children[mode](json.loads(spec))))
         return 0
     work = Path(args.work).resolve()
@@ -557,6 +629,7 @@ def main(argv=None) -> int:
     runs, mem, profile, data = [], [], None, {}
     if not args.skip_throughput:
         data, runs = throughput(args, work, module)
+        data["chunk_ceiling"] = chunk_ceiling(args, work, module)
     if not args.skip_memory:
         mem = memory(args, work, module)
     if args.profile:
@@ -568,7 +641,8 @@ def main(argv=None) -> int:
         run_child("init", {"config": str(config)})
         profile = run_child("profile", {"config": str(config)})
         shutil.rmtree(output, ignore_errors=True)
-    verdicts = print_report(args, runs, mem, (load_before, load_average()), data.get("host_ceiling"))
+    verdicts = print_report(args, runs, mem, (load_before, load_average()), data.get("host_ceiling"),
+                            data.get("chunk_ceiling"))
     if profile:
         col, row, width, height = profile["chunk"]
         print(f"\n=== cProfile of write_chunk on one chunk ({height}x{width} px, {args.dates} dates): "

@@ -40,6 +40,10 @@ def test_bench_features_map_quick(tmp_path):
                         stdout, re.MULTILINE)
     # a plausible ratio: above 2 only by noise (a quick run's short sort on a shared virtual machine gave 2.24 and 2.42)
     assert ceiling and all(0.5 < float(value) < 3.0 for value in ceiling.groups()), output[-4000:]
+    # the chunk tasks alone, two processes (2 chunks each of the 4-chunk tile) together / one after the other
+    chunk_ceiling = re.search(r"^CHUNK CEILING: two processes running 2 chunk tasks each of the 4-chunk tile \(no dask, "
+                              r"no assembly\) finish them (\d+\.\d\d)x faster together", stdout, re.MULTILINE)
+    assert chunk_ceiling and 0.5 < float(chunk_ceiling.group(1)) < 3.0, output[-4000:]
 
     # memory: one row per tile size, the same chunk pixels (auto chunking), a flat-memory verdict
     mem = re.findall(r"^\s+(200|400)x\1\s+(\d+)\s+(\d+) x (\d+)\s+(\d+)\s+\d+\.\d\d\s+(\d+) MiB\s+(\d+) MiB", stdout,
@@ -56,6 +60,9 @@ def test_bench_features_map_quick(tmp_path):
     assert len(saved["throughput"]) == 4 and len(saved["memory"]) == 2
     assert all(run["pixel_dates"] == 200 * 200 * 6 for run in saved["throughput"])
     assert len(saved["data"]["host_ceiling"]) == 2
+    measured = saved["data"]["chunk_ceiling"]
+    assert [len(times) for times in measured["alone_s"] + measured["together_s"]] == [2, 2, 2, 2]
+    assert all(seconds > 0 for times in measured["alone_s"] + measured["together_s"] for seconds in times)
     assert set(saved["verdicts"]) == {"speedup", "memory"}
 
 
