@@ -103,7 +103,11 @@ class I2FeaturesMap(Builder):
 
     # ------------------------------------------------------------------ graph
     def build_graph(self) -> Graph:
-        """``init``: folders, validity per tile; ``writing``: chunks, tile maps, the final map."""
+        """``init``: folders, validity per tile; ``writing``: chunks, tile maps, the final map.
+
+        The chunks need the folders only: they run beside the validity of their tile (which reads every mask of
+        the tile) instead of after it, and the final map waits for both, so a run whose validity failed leaves no
+        final map."""
         if self.tile_set is None:
             self.check_inputs()
         tile_set = self.tile_set
@@ -133,17 +137,18 @@ class I2FeaturesMap(Builder):
             aligned = align_stripes(windows[tile], exact[-1], grid.width, grid.height) if exact else None
             if aligned is not None:
                 windows[tile], overview_factors = aligned, exact
-        tile_maps = []
+        tile_maps, validities = [], []
         for tile in self.tiles:
             validity = task(f"features_map_validity_{tile}", "features_map_validity",
                             "iota2.core.tile_steps:compute_validity",
                             {"config": sensors, "tile": tile, "grid": grids[tile], "dates_by_sensor": dates,
                              "output_path": out, "compression": compression,
                              "memory_mb": self.config["python_data_managing"]["memory_per_task_mb"]}, [directories])
+            validities.append(validity)
             chunks = [task(f"features_{tile}_chunk_{index}", "features_chunk", f"{STEPS}:write_chunk",
                            {"config": sensors, "tile": tile, "grid": grids[tile], "window": window, "chunk": index,
                             "dates_by_sensor": dates, "output_path": out, "output_name": output_name,
-                            "compression": compression, "overview_factors": overview_factors}, [validity])
+                            "compression": compression, "overview_factors": overview_factors}, [directories])
                       for index, window in enumerate(windows[tile])]
             tile_maps.append(task(f"features_tile_{tile}", "features_tile", f"{STEPS}:merge_tile",
                                   {"tile": tile, "grid": grids[tile], "windows": windows[tile], "output_path": out,
@@ -153,7 +158,7 @@ class I2FeaturesMap(Builder):
                           "compression": compression,
                           "chunks_per_tile": {tile: len(windows[tile]) for tile in self.tiles},
                           "remove_tmp_files": chain["remove_tmp_files"], "overview_factors": overview_factors},
-                         tile_maps)
+                         tile_maps + validities)
         add_stac_tasks(graph, "writing", {"output_path": out, "output_name": output_name, "dates_by_sensor": dates},
                        [final_map], features_map=True)
         return graph

@@ -159,6 +159,20 @@ def test_a_classification_needs_its_ground_truth_the_features_map_does_not(tmp_p
         I2Classification(config).check_config()
 
 
+def test_chunks_run_beside_the_validity_and_the_final_map_waits_for_both(tmp_path, dataset):
+    from iota2.builders.i2_features_map import I2FeaturesMap
+
+    config = load_config(features_map_config(tmp_path / "c.yaml", dataset, tmp_path / "out"))
+    graph = I2FeaturesMap(config, 2).build_graph()
+    chunks = graph.tasks_of_step("features_chunk")
+    validities = [task.name for task in graph.tasks_of_step("features_map_validity")]
+    assert len(chunks) > 1 and validities
+    assert all(task.all_dependencies == ["features_map_directories"] for task in chunks)
+    final = graph.tasks_of_step("features_map")[0]
+    assert set(validities) <= set(final.all_dependencies)
+    assert {task.name for task in graph.tasks_of_step("features_tile")} <= set(final.all_dependencies)
+
+
 # ------------------------------------------------------------------ runs
 @pytest.mark.slow
 def test_labwork_feature_map_chunks_tiles_and_final_map(tmp_path, dataset, capsys):
