@@ -29,6 +29,8 @@ Files are written in the THEIA layout read by :mod:`iota2.sensors.sentinel_2`.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -195,10 +197,11 @@ class Scene:
     class_map: np.ndarray
     truth_codes: list
     truth_geometries: list
+    dates: list
 
     @property
     def all_dates(self) -> list[str]:
-        return sorted(self.ground)
+        return list(self.dates)
 
     def tile_transform(self, tile_index: int, factor: int = 1) -> Affine:
         """Transform of tile ``tile_index`` with pixels ``factor`` times coarser than 10 m."""
@@ -219,10 +222,14 @@ def _check_size(size: int, overlap: int, factor: int = 2) -> None:
 
 def simulate(tiles=("T31TCJ", "T31TDJ"), size: int = 200, dates: list[str] | dict[str, list[str]] | None = None,
              seed: int = 0, cloud_fraction: float = 0.15, crs: str = "EPSG:32631",
-             origin: tuple[float, float] = (300000.0, 4900020.0), overlap: int = 0) -> Scene:
+             origin: tuple[float, float] = (300000.0, 4900020.0), overlap: int = 0,
+             on_date: Callable | None = None) -> Scene:
     """Simulate the landscape, the 10 m reflectances and masks of every date and the ground truth.
 
-    The parameters are those of :func:`generate_dataset`; nothing is written.
+    The parameters are those of :func:`generate_dataset`; nothing is written. With ``on_date``, each date is
+    handed to ``on_date(scene, date, ground, clm, saturated, edge)`` as soon as it is simulated and not kept: the
+    returned scene's ``ground``, ``clm``, ``saturated`` and ``edge`` are then empty (the same draws, so the same
+    values, in a memory of one date instead of every date).
 
     Returns
     -------
@@ -286,6 +293,9 @@ def simulate(tiles=("T31TCJ", "T31TDJ"), size: int = 200, dates: list[str] | dic
     edge20 = (cols20 + 0.4 * rows20) < 0.12 * (width // 2)
     edge10 = np.repeat(np.repeat(edge20, 2, axis=0), 2, axis=1)
     grounds, clms, saturations, edges = {}, {}, {}, {}
+    scene = Scene(tiles=tiles, size=size, step=step, crs=crs, transform=area_transform, dates_by_tile=dates_by_tile,
+                  ground=grounds, clm=clms, saturated=saturations, edge=edges, edge_date=edge_date,
+                  class_map=class_map, truth_codes=[], truth_geometries=[], dates=all_dates)
     for date_index, date in enumerate(all_dates):
         ground = parcel_spectra[parcel_id, date_index].transpose(2, 0, 1) * texture  # (bands, rows, cols)
         ground += rng.normal(0.0, 1.0, ground.shape).astype(np.float32) * (20.0 + 0.02 * ground)
@@ -309,7 +319,11 @@ def simulate(tiles=("T31TCJ", "T31TDJ"), size: int = 200, dates: list[str] | dic
         if date == edge_date:
             edge = edge10
             clm[edge10] = 0
-        grounds[date], clms[date], saturations[date], edges[date] = ground, clm, saturated, edge
+        if on_date is not None:
+            on_date(scene, date, ground, clm, saturated, edge)
+        else:
+            grounds[date], clms[date], saturations[date], edges[date] = ground, clm, saturated, edge
+        del ground, clm, saturated
 
     # ground truth: about 60 % of the parcels of each class, shrunk by one pixel
     records, geometries = [], []
@@ -322,9 +336,8 @@ def simulate(tiles=("T31TCJ", "T31TDJ"), size: int = 200, dates: list[str] | dic
             geometries.append(box(x0 + (c0 + 1) * _PIXEL, y0 - (r1 - 1) * _PIXEL,
                                   x0 + (c1 - 1) * _PIXEL, y0 - (r0 + 1) * _PIXEL))
             records.append(label)
-    return Scene(tiles=tiles, size=size, step=step, crs=crs, transform=area_transform, dates_by_tile=dates_by_tile,
-                 ground=grounds, clm=clms, saturated=saturations, edge=edges, edge_date=edge_date,
-                 class_map=class_map, truth_codes=records, truth_geometries=geometries)
+    scene.truth_codes, scene.truth_geometries = records, geometries
+    return scene
 
 
 def write_reference(out_dir: str | Path, scene: Scene) -> dict:
@@ -400,46 +413,45 @@ def generate_dataset(out_dir: str | Path, tiles=("T31TCJ", "T31TDJ"), size: int 
     out_dir = Path(out_dir)
     s2_root = out_dir / "s2"
     s2_root.mkdir(parents=True, exist_ok=True)
-    scene = simulate(tiles, size, dates, seed, cloud_fraction, crs, origin, overlap)
-    height = size
-    width = scene.class_map.shape[1]
-    edge10 = scene.edge[scene.edge_date] if scene.edge_date else np.zeros((height, width), dtype=bool)
-    edge20 = edge10[::2, ::2]
-    per_date = {}
-    for date in scene.all_dates:
-        ground = scene.ground[date]
-        reflectance = np.clip(np.rint(ground), 1, 15000).astype(np.int16)
-        coarse = np.clip(np.rint(ground.reshape(len(BANDS), height // 2, 2, width // 2, 2).mean(axis=(2, 4))),
-                         1, 15000).astype(np.int16)
-        edge = np.zeros((height, width), dtype=np.uint8)
-        if scene.edge[date] is not None:
-            edge[edge10] = 1
-            reflectance[:, edge10] = NODATA
-            coarse[:, edge20] = NODATA
-        per_date[date] = (reflectance, coarse, scene.clm[date], scene.saturated[date].astype(np.uint8), edge)
+    # each date is written as soon as it is simulated: the memory of one date, whatever the number of dates
+    scene = simulate(tiles, size, dates, seed, cloud_fraction, crs, origin, overlap,
+                     on_date=functools.partial(_write_date, s2_root))
+    return {"s2_path": str(s2_root.resolve()), **write_reference(out_dir, scene)}
 
-    # write the products of every tile
+
+def _write_date(s2_root: Path, scene: Scene, date: str, ground: np.ndarray, clm: np.ndarray, saturated: np.ndarray,
+                edge10: np.ndarray | None) -> None:
+    """Write the products of ``date`` of every tile that has it (THEIA layout, 20 m bands averaged from 10 m)."""
+    height, width = ground.shape[1:]
+    size = scene.size
+    reflectance = np.clip(np.rint(ground), 1, 15000).astype(np.int16)
+    coarse = np.clip(np.rint(ground.reshape(len(BANDS), height // 2, 2, width // 2, 2).mean(axis=(2, 4))),
+                     1, 15000).astype(np.int16)
+    edg = np.zeros((height, width), dtype=np.uint8)
+    if edge10 is not None:
+        edg[edge10] = 1
+        reflectance[:, edge10] = NODATA
+        coarse[:, edge10[::2, ::2]] = NODATA
+    sat = saturated.astype(np.uint8)
     for tile_index, tile in enumerate(scene.tiles):
+        if date not in scene.dates_by_tile[tile]:
+            continue
         col0 = tile_index * scene.step
         tile_transform = scene.tile_transform(tile_index)
         transform20 = scene.tile_transform(tile_index, 2)
         tile_folder = s2_root / tile
-        for date in scene.dates_by_tile[tile]:
-            reflectance, coarse, clm, sat, edg = per_date[date]
-            name = product_name(tile, date)
-            folder = tile_folder / name
-            (folder / "MASKS").mkdir(parents=True, exist_ok=True)
-            for band_index, band in enumerate(BANDS):
-                if band in BANDS_10M:
-                    data, transform = reflectance[band_index, :, col0:col0 + size], tile_transform
-                else:
-                    data, transform = coarse[band_index, :, col0 // 2:(col0 + size) // 2], transform20
-                _write(folder / f"{name}_FRE_{band}.tif", np.ascontiguousarray(data), transform, scene.crs, NODATA)
-            for mask_name, mask in (("CLM", clm), ("SAT", sat), ("EDG", edg)):
-                _write(folder / "MASKS" / f"{name}_{mask_name}_R1.tif",
-                       np.ascontiguousarray(mask[:, col0:col0 + size]), tile_transform, scene.crs)
-
-    return {"s2_path": str(s2_root.resolve()), **write_reference(out_dir, scene)}
+        name = product_name(tile, date)
+        folder = tile_folder / name
+        (folder / "MASKS").mkdir(parents=True, exist_ok=True)
+        for band_index, band in enumerate(BANDS):
+            if band in BANDS_10M:
+                data, transform = reflectance[band_index, :, col0:col0 + size], tile_transform
+            else:
+                data, transform = coarse[band_index, :, col0 // 2:(col0 + size) // 2], transform20
+            _write(folder / f"{name}_FRE_{band}.tif", np.ascontiguousarray(data), transform, scene.crs, NODATA)
+        for mask_name, mask in (("CLM", clm), ("SAT", sat), ("EDG", edg)):
+            _write(folder / "MASKS" / f"{name}_{mask_name}_R1.tif",
+                   np.ascontiguousarray(mask[:, col0:col0 + size]), tile_transform, scene.crs)
 
 
 def generate_demo(out_dir: str | Path, size: int = 300, runs: int = 2) -> dict:

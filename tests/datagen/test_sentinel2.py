@@ -95,6 +95,43 @@ def test_deterministic_for_a_seed(tmp_path):
     assert truth_first.geometry.geom_equals(truth_second.geometry).all()
 
 
+MEMORY_CHILD = """
+import sys
+from iota2.datagen.sentinel2 import DEFAULT_DATES, generate_dataset, simulate
+dates = [f"2018{month:02d}{day:02d}" for month in range(1, 13) for day in (5, 15, 25)][:int(sys.argv[2])]
+generate_dataset(sys.argv[1], tiles=("T31TCJ",), size=600, dates=dates, seed=1)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM of /proc")
+def test_memory_does_not_grow_with_the_dates(tmp_path):
+    """Each date is written as soon as it is simulated: 24 dates need the memory of 6 (a 600 px tile's date is
+    about 30 MB of reflectances and masks; holding them all took 110 bytes per pixel and date)."""
+    import subprocess
+    import sys
+
+    peaks = {}
+    for count in (6, 24):
+        result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path / str(count)), str(count)],
+                                capture_output=True, text=True, check=True)
+        peaks[count] = int(result.stdout.split()[-1])  # kB
+    assert peaks[24] - peaks[6] < 18 * 600 * 600 * 10 * 4 / 1024 / 4, peaks  # a quarter of 18 more dates' bands
+
+
+def test_streamed_dates_are_the_simulated_ones(tmp_path):
+    from iota2.datagen.sentinel2 import simulate
+
+    dates = list(DEFAULT_DATES[:3])
+    scene = simulate(tiles=("T31TCJ",), size=32, dates=dates, seed=4)
+    dataset = generate_dataset(tmp_path, tiles=("T31TCJ",), size=32, dates=dates, seed=4)
+    name = product_name("T31TCJ", dates[1])
+    with rasterio.open(Path(dataset["s2_path"]) / "T31TCJ" / name / f"{name}_FRE_B4.tif") as src:
+        written = src.read(1)
+    expected = np.clip(np.rint(scene.ground[dates[1]][2]), 1, 15000).astype(np.int16)
+    assert scene.all_dates == dates and np.array_equal(written, expected)
+
+
 def _tile_series(dataset, tile, band):
     root = Path(dataset["s2_path"]) / tile
     values, cloudy = [], []
