@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import datetime
 import difflib
+import faulthandler
 import logging
 import signal
 import sys
@@ -363,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("distributed").setLevel(logging.ERROR)
     logging.raiseExceptions = False  # a log file on a full disk: no traceback on the console, the run goes on
     in_main_thread = threading.current_thread() is threading.main_thread()
+    # a crash in native code (GDAL, a compiled kernel, a plugin's extension) prints where every thread of this
+    # process was, instead of ending the run without a word
+    dump_on_crash = not faulthandler.is_enabled()
+    if dump_on_crash:
+        faulthandler.enable(all_threads=True)
     previous_handler = signal.signal(signal.SIGINT, _interrupt) if in_main_thread else None
     previous_showwarning = warnings.showwarning
     warnings.showwarning = _one_line_warning
@@ -393,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = previous_showwarning
         if in_main_thread:
             signal.signal(signal.SIGINT, previous_handler)
+        if dump_on_crash:
+            faulthandler.disable()
 
 
 if __name__ == "__main__":

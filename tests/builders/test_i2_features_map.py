@@ -347,6 +347,29 @@ def test_remove_tmp_files_deletes_chunks_and_tile_vrts_once_the_map_is_written(t
     np.testing.assert_array_equal(final[:, :, :40], whole_tile_features(config, "T31TCJ")[0])
 
 
+CRASHING_MODULE = """
+import ctypes
+
+def crash_in_native_code(self):
+    return ctypes.string_at(0), ["never"]  # reads address 0: a segmentation fault
+"""
+
+
+def test_a_native_crash_prints_where_each_thread_was(tmp_path, dataset):
+    module = tmp_path / "crashing.py"
+    module.write_text(CRASHING_MODULE)
+    out = tmp_path / "out"
+    config = features_map_config(tmp_path / "c.yaml", dataset, out, chain={"list_tile": "T31TCJ"},
+                                 external_features={"module": str(module), "functions": "crash_in_native_code"},
+                                 python_data_managing={"number_of_chunks": 1})
+    result = subprocess.run([sys.executable, "-m", "iota2.cli", "-config", str(config), "-scheduler_type", "debug",
+                             "-no_progress"], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "Fatal Python error: Segmentation fault" in result.stderr, result.stderr[-2000:]
+    assert "crash_in_native_code" in result.stderr and "write_chunk" in result.stderr, result.stderr[-2000:]
+    assert not OutputLayout(out).final_features_map().exists()
+
+
 @pytest.mark.slow
 def test_a_failing_function_names_function_and_chunk_and_leaves_no_map(tmp_path, dataset, capsys):
     module = tmp_path / "my_features.py"
