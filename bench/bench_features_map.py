@@ -10,14 +10,15 @@ One run does, in order:
    -scheduler_type localCluster -nb_parallel_tasks N``, a fresh process each time) on one ``--size`` tile with
    ``external_features: {module: <the labwork's laplace_ndvi>, functions: "get_ndvi laplace_ndvi",
    concat_mode: False}`` and ``chunk_size_mode: split_number``, for 1, 4 and 16 chunks and 1 and 2 workers.
-   From the task logs (``done in X s`` lines): the wall time of the ``writing`` group (chunks, tile map,
-   final map), of ``init``, and the time before the first task (interpreter, configuration, cluster start);
-   throughput in pixels x dates per second; speed-up from 1 to 2 workers (target >= 1.8x), printed beside the
+   From the task logs (``done in X s`` lines): the span of all the builder's tasks (``init`` and ``writing``:
+   the chunks run beside the tile's validity), of the ``writing`` group (chunks, tile map, final map), of
+   ``init``, and the time before the first task (interpreter, configuration, cluster start); throughput in
+   pixels x dates per second of the tasks' span; its speed-up from 1 to 2 workers (target >= 1.8x), printed beside the
    host's own ceiling measured before and after the runs: how much faster two CPU-bound processes (a numpy sort,
    one thread each) finish together than one after the other (virtual cores shared with other machines give
    less than 2x), and the **chunk ceiling**: two fresh processes run half of the chunk tasks each, without dask,
    first one after the other, then together; how much faster they finish together is the most a second worker
-   can give the writing group here (the chunks compete for memory bandwidth as a numpy sort does not);
+   can give the chunks here (they compete for memory bandwidth as a numpy sort does not);
 3. **memory**: for each tile size (``--memory-sizes``, default 1000 and 2000; ``--large`` adds 4000) with
    ``chunk_size_mode: auto`` and a fixed ``memory_per_task_mb``, a fresh child process runs the task function
    :func:`iota2.builders.features_map.write_chunk` on the first chunk of the tile and reports its peak RSS
@@ -252,9 +253,9 @@ def throughput(args, work: Path, module: Path) -> tuple[dict, list[dict]]:
             entry = run_cli(config, work / f"run_{tag}", workers)
             entry.update({"chunks": chunks, "workers": workers,
                           "pixel_dates": args.size * args.size * len(args.date_list)})
-            entry["throughput"] = entry["pixel_dates"] / entry["writing_s"] if entry["writing_s"] > 0 else float("inf")
+            entry["throughput"] = entry["pixel_dates"] / entry["tasks_s"] if entry["tasks_s"] > 0 else float("inf")
             runs.append(entry)
-            log(f"{chunks} chunk(s), {workers} worker(s): writing {entry['writing_s']:.2f} s, "
+            log(f"{chunks} chunk(s), {workers} worker(s): tasks {entry['tasks_s']:.2f} s, writing {entry['writing_s']:.2f} s, "
                 f"run {entry['wall_s']:.2f} s")
             if not args.keep_outputs:
                 shutil.rmtree(work / f"run_{tag}", ignore_errors=True)
@@ -362,7 +363,7 @@ def finish_child(child: subprocess.Popen, mode: str, spec: dict) -> dict:
 
 def chunk_ceiling(args, work: Path, module: Path) -> dict:
     """How much faster two processes run the tile's chunk tasks together than one after the other, with no dask,
-    no assembly and no start-up: the most the writing group can gain from a second worker on this host.
+    no assembly and no start-up: the most the chunks can gain from a second worker on this host.
 
     The chunk tasks of the run with the most chunks are cut in two halves, A and B; each half runs in a fresh
     process (:func:`child_chunks`), first A then B, then A and B at once. Each process times its own chunks, and
@@ -397,12 +398,8 @@ def chunk_ceiling(args, work: Path, module: Path) -> dict:
 
 
 def run_child(mode: str, spec: dict) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", mode, json.dumps(spec)], capture_output=True,
-                            text=True)
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
-        raise SystemExit(f"child {mode} failed (exit {result.returncode}) for {spec['config']}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """Run one child (a fresh process in a worker's environment) and return what it printed."""
+    return finish_child(start_child(mode, spec), mode, spec)
 
 
 def memory(args, work: Path, module: Path) -> list[dict]:
@@ -438,13 +435,15 @@ def memory(args, work: Path, module: Path) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------ report
 def speedups(runs: list[dict]) -> dict[int, dict]:
-    """Per chunk count: writing-group and whole-run ratios of 1 worker's time to 2 workers'."""
+    """Per chunk count: ratios of 1 worker's time to 2 workers' for all the builder's tasks, the writing group and
+    the whole run."""
     by = {(r["chunks"], r["workers"]): r for r in runs}
     out = {}
     for chunks in sorted({r["chunks"] for r in runs}):
         one, two = by.get((chunks, 1)), by.get((chunks, 2))
-        if one and two and two["writing_s"] > 0 and two["wall_s"] > 0:
-            out[chunks] = {"writing": one["writing_s"] / two["writing_s"], "run": one["wall_s"] / two["wall_s"]}
+        if one and two and two["writing_s"] > 0 and two["wall_s"] > 0 and two["tasks_s"] > 0:
+            out[chunks] = {"tasks": one["tasks_s"] / two["tasks_s"], "writing": one["writing_s"] / two["writing_s"],
+                           "run": one["wall_s"] / two["wall_s"]}
     return out
 
 
@@ -455,23 +454,24 @@ def print_throughput(args, runs: list[dict], verdicts: dict, ceilings: list[floa
           f"(gap-filled every {args.step} days: {dates} interpolation dates), split_number, localCluster, "
           f"{os.cpu_count()} cores ===")
     header = (f"{'chunks':>6} {'workers':>7} {'run wall':>9} {'1st task':>8} {'workers up':>10} {'init':>6} "
-              f"{'writing':>8} {'chunks':>7} {'assembly':>8} {'chunk sum':>9} {'s/chunk':>8} {'at once':>7} "
+              f"{'tasks':>7} {'writing':>8} {'chunks':>7} {'assembly':>8} {'chunk sum':>9} {'s/chunk':>8} {'at once':>7} "
               f"{'in driver':>9} {'tail':>6} {'px*dates/s':>11}")
     print(header)
     print("-" * len(header))
     for r in runs:
         up = f"{r['workers_ready_s']:>9.2f}s" if r["workers_ready_s"] is not None else f"{'never':>10}"
         print(f"{r['chunks']:>6} {r['workers']:>7} {r['wall_s']:>8.2f}s {r['to_first_task_s']:>7.2f}s {up} "
-              f"{r['init_s']:>5.2f}s {r['writing_s']:>7.2f}s {r['chunks_s']:>6.2f}s {r['assembly_s']:>7.2f}s "
+              f"{r['init_s']:>5.2f}s {r['tasks_s']:>6.2f}s {r['writing_s']:>7.2f}s {r['chunks_s']:>6.2f}s {r['assembly_s']:>7.2f}s "
               f"{r['chunk_sum_s']:>8.2f}s {r['chunk_sum_s'] / max(r['chunk_tasks'], 1):>7.2f}s "
               f"{r['concurrency']:>7.2f} {r['chunks_in_driver']:>4}/{r['chunk_tasks']:<4} "
               f"{r['after_last_task_s']:>5.2f}s {r['throughput']:>11.2e}")
     print("(run wall: the CLI process; 1st task / workers up: seconds from the process start to the first task's "
-          "start / to the last worker's registration (interpreter, configuration, graph, dask cluster); writing: "
-          "first chunk start to final map end; chunks: span of the chunk tasks; assembly: tile map + final map; "
+          "start / to the last worker's registration (interpreter, configuration, graph, dask cluster); tasks: first "
+          "task start to last task end (init and writing: what the builder does); writing: first chunk start to "
+          "final map end (the chunks run beside the validity of init); chunks: span of the chunk tasks; assembly: tile map + final map; "
           "chunk sum: summed chunk task times; at once: chunk sum / chunks span; in driver: chunk tasks started "
           "before any worker registered (run by the driver while the cluster starts); tail: last task end to "
-          "process exit (cluster stop); px*dates/s: tile pixels x dates / writing)")
+          "process exit (cluster stop); px*dates/s: tile pixels x dates / tasks)")
     fixed = [r["wall_s"] - r["tasks_s"] for r in runs]
     ups = [r["workers_ready_s"] for r in runs if r["workers_ready_s"] is not None]
     tails = [r["after_last_task_s"] for r in runs]
@@ -484,13 +484,13 @@ def print_throughput(args, runs: list[dict], verdicts: dict, ceilings: list[floa
     print()
     for chunks, ratio in ratios.items():
         note = "  (one task: nothing to share)" if chunks == 1 else ""
-        print(f"speed-up 1 -> 2 workers, {chunks:>2} chunk(s): writing {ratio['writing']:.2f}x, "
-              f"whole run {ratio['run']:.2f}x{note}")
+        print(f"speed-up 1 -> 2 workers, {chunks:>2} chunk(s): all tasks {ratio['tasks']:.2f}x, writing "
+              f"{ratio['writing']:.2f}x, whole run {ratio['run']:.2f}x{note}")
     top = max((c for c in ratios if c > 1), default=None)
     if top is not None:
-        ok = ratios[top]["writing"] >= SPEEDUP_TARGET
+        ok = ratios[top]["tasks"] >= SPEEDUP_TARGET
         verdicts["speedup"] = ok
-        print(f"SPEEDUP 1 -> 2 workers ({top} chunks, writing group): {ratios[top]['writing']:.2f}x   "
+        print(f"SPEEDUP 1 -> 2 workers ({top} chunks, all tasks): {ratios[top]['tasks']:.2f}x   "
               f"target >= {SPEEDUP_TARGET}x: {verdict(ok)}")
     if top is not None:
         pair = {r["workers"]: r for r in runs if r["chunks"] == top}
@@ -514,7 +514,7 @@ def print_throughput(args, runs: list[dict], verdicts: dict, ceilings: list[floa
         print(f"CHUNK CEILING: two processes running {chunk_ceiling['per_process']} chunk tasks each of the "
               f"{chunk_ceiling['chunks']}-chunk tile (no dask, no assembly) finish them {chunk_ceiling['all']:.2f}x "
               f"faster together than one after the other{warm}"
-              + ("; the writing group cannot reach the target on this host" if best < SPEEDUP_TARGET else ""))
+              + ("; the builder's tasks cannot reach the target on this host" if best < SPEEDUP_TARGET else ""))
 
 
 def print_report(args, runs: list[dict], mem: list[dict], load: tuple[str, str],
