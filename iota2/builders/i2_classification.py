@@ -223,22 +223,24 @@ class I2Classification(Builder):
         step("validity", "init", "compute pixel validity and common mask by tile")
         autocontext = bool(train["enable_autocontext"])
         if autocontext:
-            step("superpixels", "init", "compute SLIC superpixels by tile and chunk (autocontext)")
+            step("superpixels", "init", "compute SLIC superpixels by tile and chunk (autocontext)",
+                 per_chunk=True)
             step("superpixels_merge", "init", "assemble the SLIC superpixels of each tile (autocontext)")
         step("ground_truth", "sampling", "clip ground truth to tiles and regions, split learn/validation per run")
         step("truth_pixels", "sampling", "rasterise ground-truth polygons by tile")
         step("selection", "sampling", "select learning samples by model and run")
         step("class_statistics", "sampling", "write class statistics by run")
-        step("extraction", "sampling", "extract features of samples by tile and chunk")
+        step("extraction", "sampling", "extract features of samples by tile and chunk", per_chunk=True)
         step("merge_samples", "sampling", "merge samples by model and run")
         if autocontext:
             step("learning", "learning", "learn one model by region, run and autocontext iteration")
-            step("context", "learning", "classify chunks and count labels per superpixel by autocontext iteration")
+            step("context", "learning", "classify chunks and count labels per superpixel by autocontext iteration",
+                 per_chunk=True)
             step("classification", "classification", "classify tiles chunk by chunk, autocontext iterations in "
-                 "sequence")
+                 "sequence", per_chunk=True)
         else:
             step("learning", "learning", "learn one model by region and run")
-            step("classification", "classification", "classify tiles chunk by chunk")
+            step("classification", "classification", "classify tiles chunk by chunk", per_chunk=True)
         step("merge_chunks", "classification", "merge classified chunks by tile and run")
         step("mosaic", "mosaic", "mosaic tiles into final maps by run")
         step("pixels_validity", "mosaic", "mosaic pixel validity")

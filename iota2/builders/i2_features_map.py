@@ -122,7 +122,8 @@ class I2FeaturesMap(Builder):
         step = graph.add_step
         step("features_map_directories", "init", "create output directories")
         step("features_map_validity", "init", "compute pixel validity and common mask by tile")
-        step("features_chunk", "writing", "compute and write the features of each tile chunk (customF)")
+        step("features_chunk", "writing", "compute and write the features of each tile chunk (customF)",
+             per_chunk=True)
         step("features_tile", "writing", "assemble the chunks of each tile")
         step("features_map", "writing", "mosaic the tiles into the final feature map")
         task = graph.add_task

@@ -144,11 +144,12 @@ class I2Obia(I2Classification):
         if user:
             step("segmentation", "init", "rasterise the user segmentation on each tile")
         else:
-            step("slic_chunk", "init", "compute SLIC superpixels by tile and chunk")
+            step("slic_chunk", "init", "compute SLIC superpixels by tile and chunk", per_chunk=True)
             step("slic_tile", "init", "assemble the superpixels of each tile")
         step("ground_truth", "sampling", "clip ground truth to tiles and regions, split learn/validation per run")
         step("truth_pixels", "sampling", "rasterise ground-truth polygons by tile")
-        step("zonal_statistics", "sampling", "statistics of the features per segment by tile and chunk")
+        step("zonal_statistics", "sampling", "statistics of the features per segment by tile and chunk",
+             per_chunk=True)
         step("objects", "sampling", "combine the statistics of each object by tile")
         step("object_truth", "sampling", "ground-truth pixels of each object by tile")
         step("object_polygons", "sampling", "outline the objects of each tile")

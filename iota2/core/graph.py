@@ -26,11 +26,17 @@ from iota2.core.raster import atomic_output
 
 @dataclasses.dataclass
 class Step:
-    """A kind of task: a name, its group and a one-line description for the summary."""
+    """A kind of task: a name, its group and a one-line description for the summary.
+
+    ``per_chunk``: one task per chunk of pixels (features, samples, classification of a chunk). Such a task is
+    heavy and needs the compiled kernels a dask worker loads at start, so while a local cluster starts the driver
+    leaves it to the workers and runs only the other tasks (:mod:`iota2.core.scheduler`).
+    """
 
     name: str
     group: str
     description: str
+    per_chunk: bool = False
 
 
 @dataclasses.dataclass
@@ -98,10 +104,10 @@ class Graph:
         #: the graph this one was selected from (itself for a full graph)
         self.full: Graph = self
 
-    def add_step(self, name: str, group: str, description: str) -> Step:
+    def add_step(self, name: str, group: str, description: str, per_chunk: bool = False) -> Step:
         if group not in self.groups:
             raise ValueError(f"unknown group {group!r}")
-        step = Step(name, group, description)
+        step = Step(name, group, description, per_chunk)
         self.steps[name] = step
         return step
 

@@ -235,6 +235,25 @@ def test_first_tasks_run_here_while_the_cluster_starts(tmp_path):
         assert start.endswith(f", process {pid}"), start
 
 
+def test_tasks_per_chunk_wait_for_the_workers_while_the_cluster_starts(tmp_path):
+    """The driver runs the light tasks while the workers start, never a task of a ``per_chunk`` step."""
+    out = str(tmp_path / "trace.txt")
+    graph = Graph(["g"])
+    graph.add_step("light", "g", "light")
+    graph.add_step("chunk", "g", "one task per chunk", per_chunk=True)
+    graph.add_task("first", "light", "scheduler_tasks:record_pid", {"path": out, "text": "first"})
+    graph.add_task("after", "light", "scheduler_tasks:record_pid", {"path": out, "text": "after"}, ["first"])
+    for index in range(3):
+        graph.add_task(f"c{index}", "chunk", "scheduler_tasks:record_pid", {"path": out, "text": f"c{index}"},
+                       ["first"])
+    states = execute(graph, tmp_path / "out", "localCluster", 2, progress=False,
+                     cluster=_starting_cluster(2, delay=1.0))
+    assert set(states.values()) == {"done"}
+    pids = {text: int(pid) for text, pid in (line.split("@") for line in (tmp_path / "trace.txt").read_text().split())}
+    assert pids["first"] == os.getpid() and pids["after"] == os.getpid()  # ran here while the workers started
+    assert all(pids[f"c{index}"] != os.getpid() for index in range(3)), pids
+
+
 def test_a_cluster_that_fails_to_start_is_reported(tmp_path):
     import concurrent.futures
 
