@@ -355,13 +355,19 @@ def crash_in_native_code(self):
 """
 
 
-def test_a_native_crash_prints_where_each_thread_was(tmp_path, dataset):
-    module = tmp_path / "crashing.py"
-    module.write_text(CRASHING_MODULE)
+def one_chunk_config(tmp_path: Path, dataset: dict, source: str, function: str) -> tuple[Path, Path]:
+    """``(output folder, configuration)`` of a one-chunk map of T31TCJ by ``function`` of the module ``source``."""
+    module = tmp_path / "my_features.py"
+    module.write_text(source)
     out = tmp_path / "out"
     config = features_map_config(tmp_path / "c.yaml", dataset, out, chain={"list_tile": "T31TCJ"},
-                                 external_features={"module": str(module), "functions": "crash_in_native_code"},
+                                 external_features={"module": str(module), "functions": function},
                                  python_data_managing={"number_of_chunks": 1})
+    return out, config
+
+
+def test_a_native_crash_prints_where_each_thread_was(tmp_path, dataset):
+    out, config = one_chunk_config(tmp_path, dataset, CRASHING_MODULE, "crash_in_native_code")
     result = subprocess.run([sys.executable, "-m", "iota2.cli", "-config", str(config), "-scheduler_type", "debug",
                              "-no_progress"], capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
@@ -372,12 +378,7 @@ def test_a_native_crash_prints_where_each_thread_was(tmp_path, dataset):
 
 @pytest.mark.slow
 def test_a_failing_function_names_function_and_chunk_and_leaves_no_map(tmp_path, dataset, capsys):
-    module = tmp_path / "my_features.py"
-    module.write_text(LAPLACE_MODULE)
-    out = tmp_path / "out"
-    config = features_map_config(tmp_path / "c.yaml", dataset, out, chain={"list_tile": "T31TCJ"},
-                                 external_features={"module": str(module), "functions": "fails_on_small_chunks"},
-                                 python_data_managing={"number_of_chunks": 1})
+    out, config = one_chunk_config(tmp_path, dataset, LAPLACE_MODULE, "fails_on_small_chunks")
     assert run(config) == 0  # one chunk of 40 rows: the function works
     assert OutputLayout(out).final_features_map().exists()
     raw = yaml.safe_load(config.read_text())
