@@ -181,6 +181,9 @@ class Scene:
         (rows, cols) uint8 true class of every pixel.
     truth_codes, truth_geometries
         The ground-truth polygons and their class labels.
+    dates
+        Every acquisition date of the area, chronological (:attr:`all_dates`), also when the dates were handed to
+        ``simulate``'s ``on_date`` and not kept.
     """
 
     tiles: list
