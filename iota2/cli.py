@@ -368,7 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     # process was, instead of ending the run without a word
     dump_on_crash = not faulthandler.is_enabled()
     if dump_on_crash:
-        faulthandler.enable(all_threads=True)
+        try:
+            faulthandler.enable(all_threads=True)
+        except (OSError, ValueError, AttributeError):  # a stderr without file descriptor (a notebook): no dump
+            dump_on_crash = False
     previous_handler = signal.signal(signal.SIGINT, _interrupt) if in_main_thread else None
     previous_showwarning = warnings.showwarning
     warnings.showwarning = _one_line_warning

@@ -25,6 +25,23 @@ def test_config_reference_command(tmp_path):
     assert "## `arg_train`" in target.read_text()
 
 
+def test_runs_where_stderr_has_no_file_descriptor(tmp_path, monkeypatch):
+    """A notebook's stderr has no file descriptor: the crash dump is left off, the command runs."""
+    import faulthandler
+    import io
+
+    was_enabled = faulthandler.is_enabled()
+    faulthandler.disable()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    try:
+        assert main(["config-reference", "-o", str(tmp_path / "ref.md")]) == 0
+        assert not faulthandler.is_enabled()
+    finally:
+        monkeypatch.undo()
+        if was_enabled:
+            faulthandler.enable()
+
+
 def test_console_script_exit_code_and_single_line_error(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("chain:\n  output_path: /tmp/x\n  list_tile: T1\n  s2_path: /nonexistent\narg_train:\n"
